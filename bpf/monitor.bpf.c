@@ -1,0 +1,571 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * KubeNetProbe kernel programs.
+ *
+ *   tc_ingress / tc_egress  count every frame, keep the flow table, sample
+ *                           packet events and detect TCP flag anomalies.
+ *   xdp_ingress             early ingress counting where XDP is wanted; it
+ *                           keeps no flows, so a frame seen by both XDP and
+ *                           TC is never accounted twice.
+ *
+ * The programs never drop or modify traffic: TC returns TC_ACT_UNSPEC (TCX
+ * "next") and XDP returns XDP_PASS.
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <linux/icmpv6.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "kubenetprobe.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* ---- Knobs, set by the loader before load (they become verifier constants). */
+
+/* Emit one packet event per N parsed packets per CPU; 0 turns events off. */
+const volatile __u32 packet_sample_rate = 0;
+/* Report NULL/XMAS/SYN+FIN/SYN+RST TCP packets as security events. */
+const volatile __u8 detect_tcp_flag_anomalies = 1;
+
+/* ---- Maps. Sizes here are defaults; the loader resizes before load. */
+
+struct {
+	/* A plain hash, not LRU: when it is full we want a counted failure, not
+	 * a silent eviction of some other flow. User space evicts idle flows. */
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct knp_flow_key);
+	__type(value, struct knp_flow_value);
+} knp_flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct knp_iface_key);
+	__type(value, struct knp_iface_counters);
+} knp_iface_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct knp_global_counters);
+} knp_global SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct knp_cpu_state);
+} knp_cpu_state SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20);
+} knp_packet_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 << 10);
+} knp_security_events SEC(".maps");
+
+/* Descriptions live in .rodata so each event copies a fixed 64 bytes. */
+static const char desc_tcp_null[KNP_DESCRIPTION_LEN] = "TCP packet with no flags set (NULL scan)";
+static const char desc_tcp_xmas[KNP_DESCRIPTION_LEN] = "TCP packet with FIN+PSH+URG set (XMAS scan)";
+static const char desc_tcp_syn_fin[KNP_DESCRIPTION_LEN] = "TCP packet with SYN+FIN set";
+static const char desc_tcp_syn_rst[KNP_DESCRIPTION_LEN] = "TCP packet with SYN+RST set";
+
+/* The ABI types that only travel through ring buffers have no map to carry
+ * them into BTF; these typed NULL pointers do, so the layout test can read
+ * them from the object. They cost nothing at run time. */
+struct knp_packet_info *knp_abi_packet_info __attribute__((unused));
+struct knp_security_event *knp_abi_security_event __attribute__((unused));
+struct knp_cpu_state *knp_abi_cpu_state __attribute__((unused));
+
+#define TCP_FIN 0x01
+#define TCP_SYN 0x02
+#define TCP_RST 0x04
+#define TCP_PSH 0x08
+#define TCP_ACK 0x10
+#define TCP_URG 0x20
+
+/* At most this many IPv6 extension headers are skipped before giving up. */
+#define IPV6_MAX_EXT_HEADERS 6
+/* Bytes of headers TC wants in the linear area before it parses. */
+#define TC_PULL_LEN 128
+
+/* linux/icmp.h drags in libc socket headers that don't build for -target bpf. */
+#define ICMP_ECHOREPLY 0
+#define ICMP_ECHO 8
+
+struct icmp4_hdr {
+	__u8 type;
+	__u8 code;
+	__be16 checksum;
+	__be16 id;
+	__be16 sequence;
+};
+
+struct vlan_hdr {
+	__be16 tci;
+	__be16 encap_proto;
+};
+
+/* IPv6 fragment header (linux/ipv6.h doesn't export it to user space). */
+struct ipv6_frag_hdr {
+	__u8 nexthdr;
+	__u8 reserved;
+	__be16 frag_off;
+	__be32 identification;
+};
+
+struct parsed {
+	struct knp_flow_key key;
+	__u32 ip_len;
+	__u8 tcp_flags;
+	__u8 is_tcp;
+};
+
+static __always_inline void count_global(__u32 idx)
+{
+	__u32 zero = 0;
+	struct knp_global_counters *g = bpf_map_lookup_elem(&knp_global, &zero);
+
+	if (g && idx < KNP_CNT_MAX)
+		g->c[idx]++;
+}
+
+static __always_inline void count_iface(__u32 ifindex, __u32 hook, int outcome, __u32 len)
+{
+	struct knp_iface_key k = { .ifindex = ifindex, .hook = hook };
+	struct knp_iface_counters *c;
+
+	if (outcome < 0 || outcome >= KNP_OUTCOME_MAX)
+		return;
+	c = bpf_map_lookup_elem(&knp_iface_stats, &k);
+	if (!c) {
+		struct knp_iface_counters zero = {};
+
+		/* First frame on this interface and hook: create the slot. Per-CPU
+		 * values of other CPUs start at zero. */
+		if (bpf_map_update_elem(&knp_iface_stats, &k, &zero, BPF_NOEXIST) &&
+		    !bpf_map_lookup_elem(&knp_iface_stats, &k)) {
+			count_global(KNP_CNT_IFACE_TABLE_FULL);
+			return;
+		}
+		c = bpf_map_lookup_elem(&knp_iface_stats, &k);
+		if (!c)
+			return;
+	}
+	c->packets[outcome]++;
+	c->bytes[outcome] += len;
+}
+
+/* L4: fills ports and TCP flags. `l4` may be anywhere after the IP header. */
+static __always_inline int parse_l4(void *l4, void *data_end, __u8 proto, struct parsed *p)
+{
+	switch (proto) {
+	case IPPROTO_TCP: {
+		struct tcphdr *th = l4;
+
+		if ((void *)(th + 1) > data_end)
+			return KNP_OUTCOME_TRUNCATED;
+		if (th->doff < 5)
+			return KNP_OUTCOME_MALFORMED;
+		p->key.sport = bpf_ntohs(th->source);
+		p->key.dport = bpf_ntohs(th->dest);
+		p->tcp_flags = ((__u8 *)th)[13];
+		p->is_tcp = 1;
+		return KNP_OUTCOME_PARSED;
+	}
+	case IPPROTO_UDP: {
+		struct udphdr *uh = l4;
+
+		if ((void *)(uh + 1) > data_end)
+			return KNP_OUTCOME_TRUNCATED;
+		p->key.sport = bpf_ntohs(uh->source);
+		p->key.dport = bpf_ntohs(uh->dest);
+		return KNP_OUTCOME_PARSED;
+	}
+	case IPPROTO_ICMP: {
+		struct icmp4_hdr *ih = l4;
+
+		if ((void *)(ih + 1) > data_end)
+			return KNP_OUTCOME_TRUNCATED;
+		p->key.dport = (__u16)ih->type << 8 | ih->code;
+		if (ih->type == ICMP_ECHO || ih->type == ICMP_ECHOREPLY)
+			p->key.sport = bpf_ntohs(ih->id);
+		return KNP_OUTCOME_PARSED;
+	}
+	case IPPROTO_ICMPV6: {
+		struct icmp6hdr *ih = l4;
+
+		if ((void *)(ih + 1) > data_end)
+			return KNP_OUTCOME_TRUNCATED;
+		p->key.dport = (__u16)ih->icmp6_type << 8 | ih->icmp6_code;
+		if (ih->icmp6_type == ICMPV6_ECHO_REQUEST || ih->icmp6_type == ICMPV6_ECHO_REPLY)
+			p->key.sport = bpf_ntohs(ih->icmp6_identifier);
+		return KNP_OUTCOME_PARSED;
+	}
+	default:
+		/* Another IP protocol (GRE, ESP, SCTP, ...): a flow without ports. */
+		return KNP_OUTCOME_PARSED;
+	}
+}
+
+/* `l3_avail` is how many bytes of the frame lie at and after the IP header
+ * (including any non-linear part), to catch headers that claim more. */
+static __always_inline int parse_ipv4(void *cur, void *data_end, __u32 l3_avail, struct parsed *p)
+{
+	struct iphdr *ip = cur;
+	__u32 hlen, tot;
+
+	if ((void *)(ip + 1) > data_end)
+		return KNP_OUTCOME_TRUNCATED;
+	if (ip->version != 4 || ip->ihl < 5)
+		return KNP_OUTCOME_MALFORMED;
+	hlen = ip->ihl * 4;
+	tot = bpf_ntohs(ip->tot_len);
+	/* BIG TCP GSO packets over 64 KiB carry tot_len 0; the frame length is
+	 * then the truth. */
+	if (tot == 0 && l3_avail > 0xffff)
+		tot = l3_avail;
+	if (tot < hlen)
+		return KNP_OUTCOME_MALFORMED;
+	if (tot > l3_avail)
+		return KNP_OUTCOME_TRUNCATED;
+	if (cur + hlen > data_end) /* options must be present in full */
+		return KNP_OUTCOME_TRUNCATED;
+
+	p->key.family = KNP_FAMILY_IPV4;
+	p->key.proto = ip->protocol;
+	/* IPv4-mapped IPv6: ::ffff:a.b.c.d */
+	p->key.saddr[2] = bpf_htonl(0x0000ffff);
+	p->key.saddr[3] = ip->saddr;
+	p->key.daddr[2] = bpf_htonl(0x0000ffff);
+	p->key.daddr[3] = ip->daddr;
+	p->ip_len = tot;
+
+	/* Non-first fragments carry no L4 header: a flow without ports. */
+	if (ip->frag_off & bpf_htons(0x1fff))
+		return KNP_OUTCOME_PARSED;
+	return parse_l4(cur + hlen, data_end, ip->protocol, p);
+}
+
+static __always_inline int parse_ipv6(void *cur, void *data_end, __u32 l3_avail, struct parsed *p)
+{
+	struct ipv6hdr *ip6 = cur;
+	__u32 tot;
+	__u8 nexthdr;
+
+	if ((void *)(ip6 + 1) > data_end)
+		return KNP_OUTCOME_TRUNCATED;
+	if (ip6->version != 6)
+		return KNP_OUTCOME_MALFORMED;
+	tot = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
+	/* Jumbograms (and BIG TCP) carry payload_len 0. */
+	if (tot == sizeof(*ip6) && l3_avail > 0xffff + sizeof(*ip6))
+		tot = l3_avail;
+	if (tot > l3_avail)
+		return KNP_OUTCOME_TRUNCATED;
+
+	p->key.family = KNP_FAMILY_IPV6;
+	__builtin_memcpy(p->key.saddr, &ip6->saddr, 16);
+	__builtin_memcpy(p->key.daddr, &ip6->daddr, 16);
+	p->ip_len = tot;
+
+	nexthdr = ip6->nexthdr;
+	cur = ip6 + 1;
+#pragma unroll
+	for (int i = 0; i < IPV6_MAX_EXT_HEADERS; i++) {
+		switch (nexthdr) {
+		case IPPROTO_HOPOPTS:
+		case IPPROTO_ROUTING:
+		case IPPROTO_DSTOPTS: {
+			struct ipv6_opt_hdr *oh = cur;
+
+			if ((void *)(oh + 1) > data_end)
+				return KNP_OUTCOME_TRUNCATED;
+			nexthdr = oh->nexthdr;
+			cur += (oh->hdrlen + 1) * 8;
+			break;
+		}
+		case IPPROTO_AH: {
+			struct ipv6_opt_hdr *oh = cur;
+
+			if ((void *)(oh + 1) > data_end)
+				return KNP_OUTCOME_TRUNCATED;
+			nexthdr = oh->nexthdr;
+			cur += (oh->hdrlen + 2) * 4;
+			break;
+		}
+		case IPPROTO_FRAGMENT: {
+			struct ipv6_frag_hdr *fh = cur;
+
+			if ((void *)(fh + 1) > data_end)
+				return KNP_OUTCOME_TRUNCATED;
+			p->key.proto = fh->nexthdr;
+			/* Non-first fragment: no L4 header follows. */
+			if (fh->frag_off & bpf_htons(0xfff8))
+				return KNP_OUTCOME_PARSED;
+			nexthdr = fh->nexthdr;
+			cur = fh + 1;
+			break;
+		}
+		case IPPROTO_NONE:
+			p->key.proto = IPPROTO_NONE;
+			return KNP_OUTCOME_PARSED;
+		default:
+			p->key.proto = nexthdr;
+			return parse_l4(cur, data_end, nexthdr, p);
+		}
+	}
+	/* A longer chain than any real stack sends. */
+	return KNP_OUTCOME_MALFORMED;
+}
+
+/* Ethernet with up to two VLAN tags (802.1ad outer, 802.1Q inner). */
+static __always_inline int parse_frame(void *data, void *data_end, __u32 frame_len, struct parsed *p)
+{
+	struct ethhdr *eth = data;
+	void *cur;
+	__u16 proto;
+
+	if ((void *)(eth + 1) > data_end)
+		return KNP_OUTCOME_TRUNCATED;
+	proto = eth->h_proto;
+	cur = eth + 1;
+#pragma unroll
+	for (int i = 0; i < 2; i++) {
+		struct vlan_hdr *vh = cur;
+
+		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
+			break;
+		if ((void *)(vh + 1) > data_end)
+			return KNP_OUTCOME_TRUNCATED;
+		proto = vh->encap_proto;
+		cur = vh + 1;
+	}
+	if (proto == bpf_htons(ETH_P_IP))
+		return parse_ipv4(cur, data_end, frame_len - (cur - data), p);
+	if (proto == bpf_htons(ETH_P_IPV6))
+		return parse_ipv6(cur, data_end, frame_len - (cur - data), p);
+	return KNP_OUTCOME_NON_IP;
+}
+
+static __always_inline void account_flow(struct parsed *p, __u64 now)
+{
+	struct knp_flow_value *v = bpf_map_lookup_elem(&knp_flows, &p->key);
+	__u8 f = p->tcp_flags;
+
+	if (!v) {
+		struct knp_flow_value nv = {
+			.packets = 1,
+			.bytes = p->ip_len,
+			.first_seen_ns = now,
+			.last_seen_ns = now,
+			.syn_count = !!(f & TCP_SYN),
+			.fin_count = !!(f & TCP_FIN),
+			.rst_count = !!(f & TCP_RST),
+			.tcp_flags = f,
+		};
+		long err = bpf_map_update_elem(&knp_flows, &p->key, &nv, BPF_NOEXIST);
+
+		if (!err) {
+			count_global(KNP_CNT_FLOW_INSERTED);
+			return;
+		}
+		/* Another CPU created it between our lookup and update: add to it. */
+		v = bpf_map_lookup_elem(&knp_flows, &p->key);
+		if (!v) {
+			count_global(KNP_CNT_FLOW_INSERT_FAILED);
+			return;
+		}
+	}
+	/* The entry is shared by all CPUs, so counts are atomic adds. */
+	__sync_fetch_and_add(&v->packets, 1);
+	__sync_fetch_and_add(&v->bytes, p->ip_len);
+	v->last_seen_ns = now;
+	if (!p->is_tcp)
+		return;
+	/* Only pay for the locked OR when a new flag shows up. */
+	if ((v->tcp_flags & f) != f)
+		__sync_fetch_and_or(&v->tcp_flags, (__u32)f);
+	if (f & TCP_SYN)
+		__sync_fetch_and_add(&v->syn_count, 1);
+	if (f & TCP_FIN)
+		__sync_fetch_and_add(&v->fin_count, 1);
+	if (f & TCP_RST)
+		__sync_fetch_and_add(&v->rst_count, 1);
+}
+
+static __always_inline struct knp_cpu_state *cpu_state(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&knp_cpu_state, &zero);
+}
+
+static __always_inline void emit_packet_event(struct parsed *p, __u32 frame_len, __u8 hook)
+{
+	struct knp_packet_info *e;
+	struct knp_cpu_state *st;
+
+	if (!packet_sample_rate)
+		return;
+	st = cpu_state();
+	if (!st)
+		return;
+	/* Deterministic 1-in-N per CPU: cheaper than a random draw and exact
+	 * enough to test. */
+	if (++st->sample_tick < packet_sample_rate)
+		return;
+	st->sample_tick = 0;
+
+	e = bpf_ringbuf_reserve(&knp_packet_events, sizeof(*e), 0);
+	if (!e) {
+		count_global(KNP_CNT_PKT_EVENTS_DROPPED);
+		return;
+	}
+	e->timestamp_ns = bpf_ktime_get_ns();
+	e->key = p->key;
+	e->packet_len = frame_len;
+	e->ip_len = p->ip_len;
+	e->tcp_flags = p->tcp_flags;
+	e->hook = hook;
+	e->_pad[0] = 0;
+	e->_pad[1] = 0;
+	/* Default flags: the kernel wakes the reader only when it had caught
+	 * up, so a busy reader costs no wakeups. */
+	bpf_ringbuf_submit(e, 0);
+	count_global(KNP_CNT_PKT_EVENTS_SENT);
+}
+
+static __always_inline void detect_tcp_flags(struct parsed *p, __u8 hook)
+{
+	const char *desc;
+	struct knp_security_event *e;
+	struct knp_cpu_state *st;
+	__u8 f = p->tcp_flags;
+	__u32 type, severity;
+	__u64 seq;
+
+	if (!detect_tcp_flag_anomalies || !p->is_tcp)
+		return;
+	if (!(f & (TCP_FIN | TCP_SYN | TCP_RST | TCP_PSH | TCP_ACK | TCP_URG))) {
+		type = KNP_SEC_TCP_NULL;
+		severity = KNP_SEV_MEDIUM;
+		desc = desc_tcp_null;
+	} else if ((f & (TCP_FIN | TCP_PSH | TCP_URG)) == (TCP_FIN | TCP_PSH | TCP_URG)) {
+		type = KNP_SEC_TCP_XMAS;
+		severity = KNP_SEV_MEDIUM;
+		desc = desc_tcp_xmas;
+	} else if ((f & (TCP_SYN | TCP_FIN)) == (TCP_SYN | TCP_FIN)) {
+		type = KNP_SEC_TCP_SYN_FIN;
+		severity = KNP_SEV_HIGH;
+		desc = desc_tcp_syn_fin;
+	} else if ((f & (TCP_SYN | TCP_RST)) == (TCP_SYN | TCP_RST)) {
+		type = KNP_SEC_TCP_SYN_RST;
+		severity = KNP_SEV_HIGH;
+		desc = desc_tcp_syn_rst;
+	} else {
+		return;
+	}
+
+	st = cpu_state();
+	if (!st)
+		return;
+	/* Take the sequence number before reserving, so a full ring shows up
+	 * in user space as a gap as well as in the drop counter. */
+	seq = ++st->sec_seq;
+	e = bpf_ringbuf_reserve(&knp_security_events, sizeof(*e), 0);
+	if (!e) {
+		count_global(KNP_CNT_SEC_EVENTS_DROPPED);
+		return;
+	}
+	e->timestamp_ns = bpf_ktime_get_ns();
+	e->seq = seq;
+	e->key = p->key;
+	e->type = type;
+	e->severity = severity;
+	e->cpu = bpf_get_smp_processor_id();
+	e->count = 1;
+	e->window_ms = 0;
+	e->tcp_flags = f;
+	e->hook = hook;
+	e->_pad[0] = 0;
+	e->_pad[1] = 0;
+	e->_pad2 = 0;
+	__builtin_memcpy(e->description, desc, KNP_DESCRIPTION_LEN);
+	bpf_ringbuf_submit(e, 0);
+	count_global(KNP_CNT_SEC_EVENTS_SENT);
+}
+
+static __always_inline int handle_skb(struct __sk_buff *skb, __u8 hook, __u8 direction)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct parsed p;
+	int outcome;
+
+	/* Headers outside the linear area would read as truncated: pull them in
+	 * first. Rare on veth and physical NICs; cheap to check. */
+	if (data + TC_PULL_LEN > data_end && skb->len > data_end - data) {
+		bpf_skb_pull_data(skb, skb->len < TC_PULL_LEN ? skb->len : TC_PULL_LEN);
+		data = (void *)(long)skb->data;
+		data_end = (void *)(long)skb->data_end;
+	}
+
+	__builtin_memset(&p, 0, sizeof(p));
+	outcome = parse_frame(data, data_end, skb->len, &p);
+	count_iface(skb->ifindex, hook, outcome, skb->len);
+	if (outcome != KNP_OUTCOME_PARSED)
+		return TC_ACT_UNSPEC;
+
+	p.key.ifindex = skb->ifindex;
+	p.key.direction = direction;
+	account_flow(&p, bpf_ktime_get_coarse_ns());
+	emit_packet_event(&p, skb->len, hook);
+	detect_tcp_flags(&p, hook);
+	/* TC_ACT_UNSPEC is TCX_NEXT: let the next program (or the stack) decide. */
+	return TC_ACT_UNSPEC;
+}
+
+SEC("tc")
+int tc_ingress(struct __sk_buff *skb)
+{
+	return handle_skb(skb, KNP_HOOK_TC_INGRESS, KNP_DIR_INGRESS);
+}
+
+SEC("tc")
+int tc_egress(struct __sk_buff *skb)
+{
+	return handle_skb(skb, KNP_HOOK_TC_EGRESS, KNP_DIR_EGRESS);
+}
+
+/* xdp.frags: we only read headers, so multi-buffer frames are fine, and
+ * native XDP then works on veths with a large MTU. */
+SEC("xdp.frags")
+int xdp_ingress(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	/* Whole frame, fragments included, so byte counts match TC's. */
+	__u32 len = bpf_xdp_get_buff_len(ctx);
+	struct parsed p;
+	int outcome;
+
+	__builtin_memset(&p, 0, sizeof(p));
+	outcome = parse_frame(data, data_end, len, &p);
+	/* Counting only: flows and detection stay in TC, which sees every frame
+	 * XDP sees, so nothing is accounted twice when both are attached. */
+	count_iface(ctx->ingress_ifindex, KNP_HOOK_XDP, outcome, len);
+	return XDP_PASS;
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what KubeNetProbe needs on a fresh Debian 12 machine (run as root),
+# then builds the kernel objects and the TypeScript. Safe to run again: it
+# skips what is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v clang >/dev/null || need_apt+=(clang llvm)
+[[ -f /usr/include/bpf/bpf_helpers.h ]] || need_apt+=(libbpf-dev)
+[[ -e /usr/lib/x86_64-linux-gnu/libbpf.so.1 || -e /usr/lib/aarch64-linux-gnu/libbpf.so.1 ]] || need_apt+=(libbpf1)
+command -v bpftool >/dev/null || need_apt+=(bpftool)
+command -v ip >/dev/null || need_apt+=(iproute2)
+# Test and benchmark tools: packet crafting, ping, traffic.
+command -v hping3 >/dev/null || need_apt+=(hping3)
+command -v ping >/dev/null || need_apt+=(iputils-ping)
+command -v iperf3 >/dev/null || need_apt+=(iperf3)
+command -v ethtool >/dev/null || need_apt+=(ethtool)
+if ((${#need_apt[@]})); then
+  echo "setup: apt-get install ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+# bpffs, for pinning (and bpftool); mounted once per boot.
+mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
+
+if [[ ! -d node_modules || package-lock.json -nt node_modules/.package-lock.json ]]; then
+  echo "setup: npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+bash scripts/build-bpf.sh
+echo "setup: tsc"
+npx tsc -p tsconfig.json

@@ -1,0 +1,146 @@
+/**
+ * Decoders from the kernel's bytes (bpf/kubenetprobe.h) to the public types.
+ * Offsets come from layouts.ts, which the tests check against BTF.
+ */
+import { FLOW_KEY, FLOW_VALUE, HOOKS, PACKET_INFO, SECURITY_EVENT, SECURITY_TYPES, SEVERITIES, DESCRIPTION_LEN } from './layouts.js';
+import type { Hook } from './layouts.js';
+import { formatAddress } from './ip.js';
+import type { FlowKey, ProtocolName } from '../types.js';
+
+const PROTOCOLS: Readonly<Record<number, ProtocolName>> = {
+  1: 'ICMP',
+  2: 'IGMP',
+  6: 'TCP',
+  17: 'UDP',
+  41: 'IPv6',
+  47: 'GRE',
+  50: 'ESP',
+  51: 'AH',
+  58: 'ICMPv6',
+  59: 'IPv6-NoNxt',
+  89: 'OSPF',
+  112: 'VRRP',
+  132: 'SCTP',
+  136: 'UDPLite',
+};
+
+export function protocolName(n: number): ProtocolName {
+  return PROTOCOLS[n] ?? `proto-${n}`;
+}
+
+const TCP_FLAG_NAMES = ['FIN', 'SYN', 'RST', 'PSH', 'ACK', 'URG', 'ECE', 'CWR'] as const;
+
+export function tcpFlagNames(flags: number): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < TCP_FLAG_NAMES.length; i++) if (flags & (1 << i)) out.push(TCP_FLAG_NAMES[i]!);
+  return out;
+}
+
+export function hookName(n: number): Hook {
+  return HOOKS[n] ?? 'tc-ingress';
+}
+
+export function decodeFlowKey(v: DataView, off: number): FlowKey {
+  const o = FLOW_KEY.offsets;
+  const familyNum = v.getUint8(off + o.family);
+  const proto = v.getUint8(off + o.proto);
+  const dport = v.getUint16(off + o.dport, true);
+  const key: FlowKey = {
+    family: familyNum === 4 ? 'ipv4' : 'ipv6',
+    srcIp: formatAddress(v, off + o.saddr, familyNum),
+    dstIp: formatAddress(v, off + o.daddr, familyNum),
+    srcPort: v.getUint16(off + o.sport, true),
+    dstPort: dport,
+    protocol: protocolName(proto),
+    protocolNumber: proto,
+    direction: v.getUint8(off + o.direction) === 0 ? 'ingress' : 'egress',
+    ifindex: v.getUint32(off + o.ifindex, true),
+  };
+  if (proto === 1 || proto === 58) key.icmp = { type: dport >> 8, code: dport & 0xff };
+  return key;
+}
+
+export interface RawFlowValue {
+  packets: number;
+  bytes: number;
+  firstSeenNs: bigint;
+  lastSeenNs: bigint;
+  synCount: number;
+  finCount: number;
+  rstCount: number;
+  tcpFlags: number;
+}
+
+export function decodeFlowValue(v: DataView, off: number): RawFlowValue {
+  const o = FLOW_VALUE.offsets;
+  return {
+    packets: Number(v.getBigUint64(off + o.packets, true)),
+    bytes: Number(v.getBigUint64(off + o.bytes, true)),
+    firstSeenNs: v.getBigUint64(off + o.first_seen_ns, true),
+    lastSeenNs: v.getBigUint64(off + o.last_seen_ns, true),
+    synCount: v.getUint32(off + o.syn_count, true),
+    finCount: v.getUint32(off + o.fin_count, true),
+    rstCount: v.getUint32(off + o.rst_count, true),
+    tcpFlags: v.getUint32(off + o.tcp_flags, true),
+  };
+}
+
+export interface RawPacketInfo {
+  timestampNs: bigint;
+  key: FlowKey;
+  packetLen: number;
+  ipLen: number;
+  tcpFlags: number;
+  hook: Hook;
+}
+
+export function decodePacketInfo(v: DataView, off: number): RawPacketInfo {
+  const o = PACKET_INFO.offsets;
+  return {
+    timestampNs: v.getBigUint64(off + o.timestamp_ns, true),
+    key: decodeFlowKey(v, off + o.key),
+    packetLen: v.getUint32(off + o.packet_len, true),
+    ipLen: v.getUint32(off + o.ip_len, true),
+    tcpFlags: v.getUint8(off + o.tcp_flags),
+    hook: hookName(v.getUint8(off + o.hook)),
+  };
+}
+
+export interface RawSecurityEvent {
+  timestampNs: bigint;
+  seq: bigint;
+  key: FlowKey;
+  type: string;
+  typeNumber: number;
+  severity: (typeof SEVERITIES)[number];
+  cpu: number;
+  count: number;
+  windowMs: number;
+  tcpFlags: number;
+  hook: Hook;
+  description: string;
+}
+
+const textDecoder = new TextDecoder();
+
+export function decodeSecurityEvent(v: DataView, off: number): RawSecurityEvent {
+  const o = SECURITY_EVENT.offsets;
+  const typeNumber = v.getUint32(off + o.type, true);
+  const desc = new Uint8Array(v.buffer, v.byteOffset + off + o.description, DESCRIPTION_LEN);
+  const nul = desc.indexOf(0);
+  return {
+    timestampNs: v.getBigUint64(off + o.timestamp_ns, true),
+    seq: v.getBigUint64(off + o.seq, true),
+    key: decodeFlowKey(v, off + o.key),
+    type: SECURITY_TYPES[typeNumber] ?? `unknown-${typeNumber}`,
+    typeNumber,
+    severity: SEVERITIES[v.getUint32(off + o.severity, true)] ?? 'info',
+    cpu: v.getUint32(off + o.cpu, true),
+    count: v.getUint32(off + o.count, true),
+    windowMs: v.getUint32(off + o.window_ms, true),
+    tcpFlags: v.getUint8(off + o.tcp_flags),
+    hook: hookName(v.getUint8(off + o.hook)),
+    // Copy: the ring's memory is reused once the record is consumed.
+    description: textDecoder.decode(desc.slice(0, nul < 0 ? DESCRIPTION_LEN : nul)),
+  };
+}

@@ -1,0 +1,54 @@
+/**
+ * Captures libbpf's log (including the verifier log it prints when a load
+ * fails) so it can be put into the error a user sees, instead of going to
+ * stderr. One callback is registered for the life of the process, as koffi
+ * requires for a callback that libbpf keeps.
+ */
+import { koffi, libbpf, libc, LibbpfPrintFn } from '../ffi/native.js';
+
+const LEVEL_WARN = 0;
+const LEVEL_INFO = 1;
+
+let capture: string[] | null = null;
+let registered = false;
+const scratch = Buffer.alloc(64 * 1024);
+
+function onPrint(level: number, fmt: string, args: unknown): number {
+  if (capture === null) {
+    // Outside a capture only warnings matter, and those surface via errors.
+    if (level === LEVEL_WARN && process.env['KUBENETPROBE_DEBUG']) process.stderr.write(format(fmt, args));
+    return 0;
+  }
+  if (level <= LEVEL_INFO || process.env['KUBENETPROBE_DEBUG']) capture.push(format(fmt, args));
+  return 0;
+}
+
+function format(fmt: string, args: unknown): string {
+  const n = libc.vsnprintf(scratch, scratch.length, fmt, args) as number;
+  if (n < 0) return fmt;
+  return scratch.toString('utf8', 0, Math.min(n, scratch.length - 1));
+}
+
+function ensureRegistered(): void {
+  if (registered) return;
+  const cb = koffi.register(onPrint, koffi.pointer(LibbpfPrintFn));
+  libbpf.libbpf_set_print(cb);
+  registered = true;
+}
+
+/** Runs fn while collecting libbpf's log; returns its result and the log. */
+export function withLibbpfLog<T>(fn: () => T): { result: T; log: string } {
+  ensureRegistered();
+  const prev = capture;
+  const lines: string[] = [];
+  capture = lines;
+  try {
+    const result = fn();
+    return { result, log: lines.join('') };
+  } catch (err) {
+    (err as { libbpfLog?: string }).libbpfLog = lines.join('');
+    throw err;
+  } finally {
+    capture = prev;
+  }
+}

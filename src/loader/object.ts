@@ -1,0 +1,258 @@
+/**
+ * BPF objects, in two stages as cilium/ebpf has them: an ObjectSpec is an
+ * opened ELF object that can still be changed (map sizes, knobs); load()
+ * turns it into a Collection of loaded programs and maps.
+ */
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { isNull, libbpf, viewOf, type Ptr } from '../ffi/native.js';
+import { ClosedError, InvalidArgumentError, KubeNetProbeError, ObjectFileError, PermissionError, VerifierError } from '../errors.js';
+import { datasecVars, structLayout, type StructLayout } from './btf.js';
+import { withLibbpfLog } from './libbpf-log.js';
+import { BpfMap, MapType, type MapInfo } from './map.js';
+import { missingCapabilities } from './capabilities.js';
+import { MIN_KERNEL, atLeast, kernelFeatures } from './features.js';
+import { KernelUnsupportedError } from '../errors.js';
+
+const EPERM = 1;
+const EACCES = 13;
+const LIBBPF_ERRNO__VERIFY = 4008;
+const LIBBPF_ERRNO__LOAD = 4007;
+
+export interface ProgramInfo {
+  name: string;
+  section: string;
+}
+
+function mapInfo(map: Ptr): MapInfo {
+  return {
+    name: libbpf.bpf_map__name(map) as string,
+    type: libbpf.bpf_map__type(map) as number,
+    keySize: libbpf.bpf_map__key_size(map) as number,
+    valueSize: libbpf.bpf_map__value_size(map) as number,
+    maxEntries: libbpf.bpf_map__max_entries(map) as number,
+  };
+}
+
+function eachMap(obj: Ptr): Ptr[] {
+  const out: Ptr[] = [];
+  let m: Ptr | null = null;
+  for (;;) {
+    m = libbpf.bpf_object__next_map(obj, m) as Ptr | null;
+    if (isNull(m)) return out;
+    out.push(m as Ptr);
+  }
+}
+
+function eachProgram(obj: Ptr): Ptr[] {
+  const out: Ptr[] = [];
+  let p: Ptr | null = null;
+  for (;;) {
+    p = libbpf.bpf_object__next_program(obj, p) as Ptr | null;
+    if (isNull(p)) return out;
+    out.push(p as Ptr);
+  }
+}
+
+/** Checks the file before libbpf sees it, for a clearer error than libelf's. */
+function checkElf(path: string): void {
+  let fd: number;
+  try {
+    if (!statSync(path).isFile()) throw new ObjectFileError(path, 'not a regular file');
+    fd = openSync(path, 'r');
+  } catch (err) {
+    if (err instanceof ObjectFileError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ObjectFileError(path, code === 'ENOENT' ? 'no such file' : `cannot read (${code ?? String(err)})`, err);
+  }
+  try {
+    const head = Buffer.alloc(20);
+    const n = readSync(fd, head, 0, 20, 0);
+    if (n < 20 || head.readUInt32BE(0) !== 0x7f454c46) throw new ObjectFileError(path, 'not an ELF file (corrupt or wrong file)');
+    // e_machine 247 = EM_BPF
+    if (head.readUInt16LE(18) !== 247) throw new ObjectFileError(path, 'an ELF file, but not a BPF object (e_machine is not EM_BPF)');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export class ObjectSpec {
+  readonly path: string;
+  private obj: Ptr | null;
+
+  private constructor(path: string, obj: Ptr) {
+    this.path = path;
+    this.obj = obj;
+  }
+
+  /** Opens (parses) an object file; nothing is loaded into the kernel yet. */
+  static open(path: string): ObjectSpec {
+    checkElf(path);
+    const { result, log } = withLibbpfLog(() => libbpf.bpf_object__open_file(path, null) as Ptr | null);
+    if (isNull(result)) {
+      const detail = log.trim().split('\n').slice(-3).join('; ');
+      throw new ObjectFileError(path, `libbpf cannot open it${detail ? `: ${detail}` : ''} (corrupt or truncated?)`);
+    }
+    return new ObjectSpec(path, result as Ptr);
+  }
+
+  private handle(): Ptr {
+    if (this.obj === null) throw new ClosedError(`object spec ${this.path}`);
+    return this.obj;
+  }
+
+  maps(): MapInfo[] {
+    return eachMap(this.handle()).map(mapInfo);
+  }
+
+  programs(): ProgramInfo[] {
+    return eachProgram(this.handle()).map((p) => ({
+      name: libbpf.bpf_program__name(p) as string,
+      section: libbpf.bpf_program__section_name(p) as string,
+    }));
+  }
+
+  private findMap(name: string): Ptr {
+    const m = eachMap(this.handle()).find((p) => libbpf.bpf_map__name(p) === name);
+    if (m === undefined) throw new ObjectFileError(this.path, `has no map named ${name}`);
+    return m;
+  }
+
+  /** Resizes a map before load (ring buffers: a power of two multiple of the page size). */
+  setMaxEntries(mapName: string, n: number): void {
+    const map = this.findMap(mapName);
+    if (!Number.isInteger(n) || n <= 0 || n > 0xffffffff) throw new InvalidArgumentError(`map ${mapName}: size ${n} is not a positive 32-bit integer`);
+    if ((libbpf.bpf_map__type(map) as number) === MapType.RINGBUF && (n & (n - 1)) !== 0) {
+      throw new InvalidArgumentError(`ring buffer ${mapName}: size ${n} is not a power of two`, 'use e.g. 262144 or 4194304');
+    }
+    const rc = libbpf.bpf_map__set_max_entries(map, n) as number;
+    if (rc < 0) throw new InvalidArgumentError(`map ${mapName}: cannot set size ${n} (errno ${-rc})`);
+  }
+
+  /**
+   * Sets a `const volatile` knob in .rodata before load. The verifier then
+   * sees it as a constant and prunes code that it turns off.
+   */
+  setConstant(name: string, value: number | boolean): void {
+    const obj = this.handle();
+    const btf = libbpf.bpf_object__btf(obj) as Ptr | null;
+    if (isNull(btf)) throw new ObjectFileError(this.path, 'has no BTF (build it with clang -g)');
+    const v = datasecVars(btf as Ptr, '.rodata').get(name);
+    if (!v) throw new ObjectFileError(this.path, `has no constant named ${name}`);
+    const rodata = eachMap(obj).find((m) => (libbpf.bpf_map__name(m) as string).endsWith('.rodata'));
+    if (rodata === undefined) throw new ObjectFileError(this.path, 'has no .rodata map');
+    const size = [0];
+    const ptr = libbpf.bpf_map__initial_value(rodata, size) as Ptr | null;
+    if (isNull(ptr) || v.offset + v.size > size[0]!) throw new ObjectFileError(this.path, `cannot reach constant ${name}`);
+    const view = new DataView(viewOf(ptr as Ptr, size[0]!));
+    const n = typeof value === 'boolean' ? (value ? 1 : 0) : value;
+    if (!Number.isInteger(n) || n < 0 || n >= 2 ** (8 * Math.min(v.size, 6))) {
+      throw new InvalidArgumentError(`constant ${name}: ${value} does not fit in ${v.size} bytes`);
+    }
+    switch (v.size) {
+      case 1: view.setUint8(v.offset, n); break;
+      case 2: view.setUint16(v.offset, n, true); break;
+      case 4: view.setUint32(v.offset, n, true); break;
+      case 8: view.setBigUint64(v.offset, BigInt(n), true); break;
+      default: throw new InvalidArgumentError(`constant ${name} has unsupported size ${v.size}`);
+    }
+  }
+
+  /** Layout of a struct from the object's BTF. */
+  structLayout(name: string): StructLayout | undefined {
+    const btf = libbpf.bpf_object__btf(this.handle()) as Ptr | null;
+    return isNull(btf) ? undefined : structLayout(btf as Ptr, name);
+  }
+
+  /** Loads every program and map into the kernel. The spec is consumed. */
+  load(): Collection {
+    const obj = this.handle();
+    const missing = missingCapabilities(['CAP_BPF', 'CAP_PERFMON', 'CAP_NET_ADMIN']);
+    if (missing.length) throw new PermissionError(`load ${this.path}`, missing);
+    const features = kernelFeatures();
+    if (!atLeast(features.version, MIN_KERNEL)) {
+      throw new KernelUnsupportedError('BPF atomics', `kernel ${features.release} is older than ${MIN_KERNEL.join('.')}`);
+    }
+    if (!features.ringbuf) throw new KernelUnsupportedError('BPF ring buffers', `kernel ${features.release} cannot create them`);
+
+    const { result: rc, log } = withLibbpfLog(() => libbpf.bpf_object__load(obj) as number);
+    if (rc < 0) {
+      const errno = -rc;
+      if ((errno === EPERM || errno === EACCES) && !/processed \d+ insns/.test(log)) {
+        throw new PermissionError(`load ${this.path}`, missingCapabilities(['CAP_BPF', 'CAP_PERFMON', 'CAP_NET_ADMIN']).concat(), log);
+      }
+      if (errno === LIBBPF_ERRNO__VERIFY || errno === LIBBPF_ERRNO__LOAD || errno === EACCES || errno === 22 || /BEGIN PROG LOAD LOG/.test(log)) {
+        throw new VerifierError(this.path, errno, log);
+      }
+      throw new KubeNetProbeError('OBJECT_FILE', `load ${this.path}: errno ${errno}\n${log.trim().split('\n').slice(-10).join('\n')}`);
+    }
+    this.obj = null;
+    return new Collection(this.path, obj);
+  }
+
+  close(): void {
+    if (this.obj !== null) {
+      libbpf.bpf_object__close(this.obj);
+      this.obj = null;
+    }
+  }
+}
+
+export class BpfProgram {
+  constructor(
+    readonly name: string,
+    readonly section: string,
+    readonly fd: number,
+  ) {}
+}
+
+/** Loaded programs and maps. close() releases them (links must go first). */
+export class Collection {
+  readonly path: string;
+  private obj: Ptr | null;
+  private readonly mapsByName = new Map<string, BpfMap>();
+  private readonly programsByName = new Map<string, BpfProgram>();
+
+  constructor(path: string, obj: Ptr) {
+    this.path = path;
+    this.obj = obj;
+    for (const m of eachMap(obj)) {
+      const info = mapInfo(m);
+      this.mapsByName.set(info.name, new BpfMap(info, libbpf.bpf_map__fd(m) as number));
+    }
+    for (const p of eachProgram(obj)) {
+      const name = libbpf.bpf_program__name(p) as string;
+      this.programsByName.set(name, new BpfProgram(name, libbpf.bpf_program__section_name(p) as string, libbpf.bpf_program__fd(p) as number));
+    }
+  }
+
+  get closed(): boolean {
+    return this.obj === null;
+  }
+
+  map(name: string): BpfMap {
+    if (this.obj === null) throw new ClosedError(`collection ${this.path}`);
+    const m = this.mapsByName.get(name);
+    if (!m) throw new ObjectFileError(this.path, `has no map named ${name} (is it a KubeNetProbe object?)`);
+    return m;
+  }
+
+  program(name: string): BpfProgram {
+    if (this.obj === null) throw new ClosedError(`collection ${this.path}`);
+    const p = this.programsByName.get(name);
+    if (!p) throw new ObjectFileError(this.path, `has no program named ${name} (is it a KubeNetProbe object?)`);
+    return p;
+  }
+
+  structLayout(name: string): StructLayout | undefined {
+    if (this.obj === null) throw new ClosedError(`collection ${this.path}`);
+    const btf = libbpf.bpf_object__btf(this.obj) as Ptr | null;
+    return isNull(btf) ? undefined : structLayout(btf as Ptr, name);
+  }
+
+  close(): void {
+    if (this.obj !== null) {
+      libbpf.bpf_object__close(this.obj);
+      this.obj = null;
+    }
+  }
+}

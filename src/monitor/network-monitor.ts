@@ -1,0 +1,584 @@
+/**
+ * NetworkMonitor: the design note's API (NewNetworkMonitor, AttachToInterface,
+ * StartEventProcessing, GetPacketStats, GetFlowStats, Close) in TypeScript.
+ *
+ * Extending it, one place each (docs/extending.md walks through it):
+ *   - a map: declare it in bpf/, read it here through `this.coll.map(name)`;
+ *   - an event type: add a struct to bpf/kubenetprobe.h, a layout and decoder
+ *     in src/abi/, and an entry in `eventRings()` below;
+ *   - a stat: add a slot to enum knp_counter and a name to COUNTER.
+ */
+import { EventEmitter } from 'node:events';
+import {
+  ALL_LAYOUTS,
+  COUNTER,
+  CPU_STATE,
+  FLOW_KEY,
+  FLOW_VALUE,
+  GLOBAL_COUNTERS,
+  HOOKS,
+  IFACE_COUNTERS,
+  IFACE_KEY,
+  OUTCOMES,
+} from '../abi/layouts.js';
+import { decodeFlowKey, decodeFlowValue, decodePacketInfo, decodeSecurityEvent, tcpFlagNames } from '../abi/decode.js';
+import { AlreadyAttachedError, ClosedError, InvalidArgumentError, ObjectFileError, PermissionError } from '../errors.js';
+import { ObjectSpec, type Collection } from '../loader/object.js';
+import { RingBufferReader, pageSize } from '../loader/ringbuf.js';
+import { possibleCpus, type BpfMap } from '../loader/map.js';
+import { kernelFeatures } from '../loader/features.js';
+import { missingCapabilities } from '../loader/capabilities.js';
+import { attachXdp, type XdpMode } from '../attach/xdp.js';
+import { tryAttachTcx, type TcDirection } from '../attach/tcx.js';
+import { attachClsact } from '../attach/clsact.js';
+import type { Attachment, AttachMode } from '../attach/attachment.js';
+import { interfaceIndex, interfaceName, isPhysical, validateInterfaceName } from '../netif.js';
+import { builtinObjectPath } from '../paths.js';
+import { MonotonicClock } from './clock.js';
+import { EventQueue } from './event-queue.js';
+import type {
+  FlowStats,
+  InterfaceCounters,
+  LostEvents,
+  MonitorEvent,
+  OutcomeCounts,
+  PacketInfo,
+  PacketStats,
+  SecurityEvent,
+} from '../types.js';
+
+const MAP = {
+  flows: 'knp_flows',
+  ifaceStats: 'knp_iface_stats',
+  global: 'knp_global',
+  cpuState: 'knp_cpu_state',
+  packetEvents: 'knp_packet_events',
+  securityEvents: 'knp_security_events',
+} as const;
+
+const PROG = { tcIngress: 'tc_ingress', tcEgress: 'tc_egress', xdp: 'xdp_ingress' } as const;
+
+export interface NetworkMonitorOptions {
+  /** Flows the kernel table holds; beyond it inserts fail and are counted. Default 65536. */
+  flowTableCapacity?: number;
+  /** Packet-event ring size in bytes (power of two, >= page size). Default 4 MiB. */
+  packetEventRingBytes?: number;
+  /** Security-event ring size in bytes (power of two, >= page size). Default 256 KiB. */
+  securityEventRingBytes?: number;
+  /** One packet event per N packets per CPU; 0 turns packet events off. Default 100. */
+  packetSampleRate?: number;
+  /** Report NULL, XMAS, SYN+FIN and SYN+RST TCP packets. Default true. */
+  detectTcpFlagAnomalies?: boolean;
+}
+
+export const DEFAULT_OPTIONS: Required<NetworkMonitorOptions> = {
+  flowTableCapacity: 65536,
+  packetEventRingBytes: 4 << 20,
+  securityEventRingBytes: 256 << 10,
+  packetSampleRate: 100,
+  detectTcpFlagAnomalies: true,
+};
+
+/**
+ * XDP mode per interface. 'auto' (the default) uses native XDP on physical
+ * NICs and none on virtual ones: on veth, generic XDP cost about 30 % of TCP
+ * throughput and native XDP about 80 % here (it turns off the peer's TSO),
+ * while TC alone covers ingress at a few percent.
+ */
+export type XdpChoice = 'auto' | 'off' | XdpMode;
+
+export interface TcOptions {
+  ingress?: boolean;
+  egress?: boolean;
+  /** 'auto': TCX links where the kernel has them (6.6+), else clsact. */
+  mode?: 'auto' | 'tcx' | 'clsact';
+}
+
+export interface AttachOptions {
+  xdp?: XdpChoice;
+  /** true (default): both directions, auto mode. false: no TC. */
+  tc?: boolean | TcOptions;
+}
+
+export interface AttachedInterface {
+  name: string;
+  ifindex: number;
+  hooks: { hook: Attachment['hook']; mode: AttachMode; link: boolean }[];
+  /** Choices made on the caller's behalf (fallbacks, skipped hooks) and why. */
+  notes: string[];
+}
+
+export interface EventProcessingOptions {
+  /** Records read per ring per event-loop turn. Default 8192. */
+  budget?: number;
+  /** How often kernel drop counters are checked for 'lost' events, in ms. Default 1000. */
+  lossCheckIntervalMs?: number;
+}
+
+export interface NetworkMonitorEvents {
+  packet: [PacketInfo];
+  security: [SecurityEvent];
+  lost: [LostEvents];
+  error: [Error];
+}
+
+function checkRingSize(name: string, n: number): number {
+  if (!Number.isInteger(n) || n < pageSize || (n & (n - 1)) !== 0) {
+    throw new InvalidArgumentError(`${name} must be a power of two of at least ${pageSize} bytes, got ${n}`);
+  }
+  return n;
+}
+
+function zeroCounts(): OutcomeCounts {
+  return { total: 0, parsed: 0, nonIp: 0, truncated: 0, malformed: 0 };
+}
+
+function addCounts(into: OutcomeCounts, from: OutcomeCounts): void {
+  into.total += from.total;
+  for (const o of OUTCOMES) into[o] += from[o];
+}
+
+export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
+  readonly options: Readonly<Required<NetworkMonitorOptions>>;
+  readonly objectPath: string;
+  private coll: Collection | null;
+  private readonly attached = new Map<number, { info: AttachedInterface; attachments: Attachment[] }>();
+  private readonly names = new Map<number, string>();
+  private readonly clock = new MonotonicClock();
+  private readers: RingBufferReader[] = [];
+  private lossTimer: NodeJS.Timeout | null = null;
+  private readonly lastSeq: bigint[] = [];
+  private readonly lost = { packet: 0, security: 0, consumer: 0, packetKernelSeen: 0 };
+  private securityGaps = 0;
+  private flowsDeleted = 0;
+  private closing: Promise<void> | null = null;
+  private readonly queues = new Set<EventQueue<MonitorEvent>>();
+
+  private constructor(path: string, coll: Collection, options: Required<NetworkMonitorOptions>) {
+    super();
+    this.objectPath = path;
+    this.coll = coll;
+    this.options = options;
+  }
+
+  /** Loads the built-in kernel programs. */
+  static async create(options: NetworkMonitorOptions = {}): Promise<NetworkMonitor> {
+    return NetworkMonitor.fromObjectFile(builtinObjectPath(), options);
+  }
+
+  /** Loads the programs from an object file built from bpf/ (same ABI). */
+  static async fromObjectFile(path: string, options: NetworkMonitorOptions = {}): Promise<NetworkMonitor> {
+    const opts = { ...DEFAULT_OPTIONS, ...options };
+    if (!Number.isInteger(opts.flowTableCapacity) || opts.flowTableCapacity < 1) {
+      throw new InvalidArgumentError(`flowTableCapacity must be a positive integer, got ${opts.flowTableCapacity}`);
+    }
+    if (!Number.isInteger(opts.packetSampleRate) || opts.packetSampleRate < 0 || opts.packetSampleRate > 0xffffffff) {
+      throw new InvalidArgumentError(`packetSampleRate must be 0 (off) or a positive integer, got ${opts.packetSampleRate}`);
+    }
+    checkRingSize('packetEventRingBytes', opts.packetEventRingBytes);
+    checkRingSize('securityEventRingBytes', opts.securityEventRingBytes);
+
+    const spec = ObjectSpec.open(path);
+    try {
+      checkAbi(spec);
+      spec.setMaxEntries(MAP.flows, opts.flowTableCapacity);
+      spec.setMaxEntries(MAP.packetEvents, opts.packetEventRingBytes);
+      spec.setMaxEntries(MAP.securityEvents, opts.securityEventRingBytes);
+      spec.setConstant('packet_sample_rate', opts.packetSampleRate);
+      spec.setConstant('detect_tcp_flag_anomalies', opts.detectTcpFlagAnomalies);
+      const coll = spec.load();
+      return new NetworkMonitor(path, coll, opts);
+    } finally {
+      spec.close();
+    }
+  }
+
+  private collection(): Collection {
+    if (this.coll === null || this.closing) throw new ClosedError('network monitor');
+    return this.coll;
+  }
+
+  /**
+   * Attaches to an interface: TC both ways by default, plus XDP per `xdp`.
+   * Links are used wherever the kernel has them, so a crash detaches them.
+   */
+  async attachToInterface(name: string, options: AttachOptions = {}): Promise<AttachedInterface> {
+    const coll = this.collection();
+    validateInterfaceName(name);
+    const ifindex = interfaceIndex(name);
+    if (this.attached.has(ifindex)) throw new AlreadyAttachedError(name, 'interface');
+    const missing = missingCapabilities(['CAP_NET_ADMIN']);
+    if (missing.length) throw new PermissionError(`attach ${name}`, missing);
+
+    const tc: TcOptions = options.tc === false ? { ingress: false, egress: false } : options.tc === true || options.tc === undefined ? {} : options.tc;
+    const xdp = options.xdp ?? 'auto';
+    if (!['auto', 'off', 'native', 'generic'].includes(xdp)) {
+      throw new InvalidArgumentError(`xdp must be auto, off, native or generic, got ${String(xdp)}`);
+    }
+    const tcMode = tc.mode ?? 'auto';
+    if (!['auto', 'tcx', 'clsact'].includes(tcMode)) throw new InvalidArgumentError(`tc.mode must be auto, tcx or clsact, got ${String(tcMode)}`);
+
+    const notes: string[] = [];
+    const done: Attachment[] = [];
+    try {
+      const dirs: TcDirection[] = [];
+      if (tc.ingress ?? true) dirs.push('ingress');
+      if (tc.egress ?? true) dirs.push('egress');
+      for (const dir of dirs) {
+        const prog = coll.program(dir === 'ingress' ? PROG.tcIngress : PROG.tcEgress);
+        if (tcMode !== 'clsact' && (kernelFeatures().tcx || tcMode === 'tcx')) {
+          const r = tryAttachTcx(prog, name, ifindex, dir);
+          if (typeof r !== 'number') {
+            done.push(r);
+            continue;
+          }
+          if (tcMode === 'tcx') throw tcxMissing(name, dir);
+        }
+        if (tcMode === 'auto') {
+          notes.push(`tc ${dir}: TCX links unavailable on kernel ${kernelFeatures().release}; fell back to clsact (netlink), which a crash leaves attached`);
+        }
+        done.push(attachClsact(prog, name, ifindex, dir));
+      }
+
+      let xdpMode: XdpMode | null = null;
+      if (xdp === 'native' || xdp === 'generic') xdpMode = xdp;
+      else if (xdp === 'auto') {
+        if (isPhysical(name)) xdpMode = 'native';
+        else notes.push(`xdp: off on virtual interface ${name} (TC covers ingress; XDP on veth costs 30-80 % of TCP throughput)`);
+      }
+      if (xdpMode) {
+        try {
+          done.push(attachXdp(coll.program(PROG.xdp), name, ifindex, { mode: xdpMode }));
+        } catch (err) {
+          if (xdp !== 'auto') throw err;
+          notes.push(`xdp: native mode unavailable on ${name}, skipped (${(err as Error).message.split('\n')[0]})`);
+        }
+      }
+    } catch (err) {
+      for (const a of done.reverse()) a.close();
+      throw err;
+    }
+
+    const info: AttachedInterface = {
+      name,
+      ifindex,
+      hooks: done.map((a) => ({ hook: a.hook, mode: a.mode, link: a.link })),
+      notes,
+    };
+    this.attached.set(ifindex, { info, attachments: done });
+    this.names.set(ifindex, name);
+    return info;
+  }
+
+  /** Detaches everything this monitor attached to `name`. False if nothing was. */
+  async detachFromInterface(name: string): Promise<boolean> {
+    validateInterfaceName(name);
+    for (const [ifindex, entry] of this.attached) {
+      if (entry.info.name !== name) continue;
+      for (const a of entry.attachments) a.close();
+      this.attached.delete(ifindex);
+      return true;
+    }
+    return false;
+  }
+
+  /** What this monitor is attached to. */
+  attachedInterfaces(): AttachedInterface[] {
+    return [...this.attached.values()].map((e) => e.info);
+  }
+
+  /**
+   * Starts reading packet and security events. They arrive as 'packet',
+   * 'security' and 'lost' events on this emitter, and through events().
+   * Calling it again does nothing.
+   */
+  startEventProcessing(options: EventProcessingOptions = {}): void {
+    const coll = this.collection();
+    if (this.readers.length) return;
+    const budget = options.budget ?? 8192;
+    const onError = (err: unknown): void => {
+      this.emit('error', err instanceof Error ? err : new Error(String(err)));
+    };
+    for (const ring of this.eventRings()) {
+      const map = coll.map(ring.map);
+      const reader = new RingBufferReader(map, ring.handle);
+      this.readers.push(reader);
+      reader.start(map, budget, onError);
+    }
+    this.lossTimer = setInterval(() => this.checkKernelLoss(), options.lossCheckIntervalMs ?? 1000);
+    this.lossTimer.unref();
+  }
+
+  /** The event rings and how their records become events: one entry per event type. */
+  private eventRings(): { map: string; handle: (v: DataView, off: number, len: number) => void }[] {
+    return [
+      {
+        map: MAP.packetEvents,
+        handle: (v, off) => {
+          if (this.listenerCount('packet') === 0 && this.queues.size === 0) return;
+          const raw = decodePacketInfo(v, off);
+          const packet: PacketInfo = {
+            timestamp: this.clock.toDate(raw.timestampNs),
+            timestampNs: raw.timestampNs,
+            key: raw.key,
+            interface: this.nameOf(raw.key.ifindex),
+            hook: raw.hook,
+            packetSize: raw.packetLen,
+            ipLength: raw.ipLen,
+            tcpFlags: tcpFlagNames(raw.tcpFlags),
+          };
+          this.emit('packet', packet);
+          this.enqueue({ kind: 'packet', packet });
+        },
+      },
+      {
+        map: MAP.securityEvents,
+        handle: (v, off) => {
+          const raw = decodeSecurityEvent(v, off);
+          this.trackSequence(raw.cpu, raw.seq);
+          const event: SecurityEvent = {
+            timestamp: this.clock.toDate(raw.timestampNs),
+            timestampNs: raw.timestampNs,
+            type: raw.type,
+            typeNumber: raw.typeNumber,
+            severity: raw.severity,
+            description: raw.description,
+            key: raw.key,
+            attacker: { ip: raw.key.srcIp, port: raw.key.srcPort },
+            target: { ip: raw.key.dstIp, port: raw.key.dstPort },
+            interface: this.nameOf(raw.key.ifindex),
+            hook: raw.hook,
+            count: raw.count,
+            windowMs: raw.windowMs,
+            tcpFlags: tcpFlagNames(raw.tcpFlags),
+            cpu: raw.cpu,
+            seq: raw.seq,
+          };
+          this.emit('security', event);
+          this.enqueue({ kind: 'security', event });
+        },
+      },
+    ];
+  }
+
+  /** Per-CPU sequence numbers start at 1 and have no gaps unless events were lost. */
+  private trackSequence(cpu: number, seq: bigint): void {
+    const last = this.lastSeq[cpu] ?? 0n;
+    if (seq > last + 1n) {
+      const gap = Number(seq - last - 1n);
+      this.securityGaps += gap;
+      this.reportLost('security', gap);
+    }
+    if (seq > last) this.lastSeq[cpu] = seq;
+  }
+
+  private checkKernelLoss(): void {
+    if (!this.coll) return;
+    try {
+      const g = this.globalCounters();
+      const dropped = g[COUNTER.packetEventsDropped]!;
+      if (dropped > this.lost.packetKernelSeen) {
+        this.reportLost('packet', dropped - this.lost.packetKernelSeen);
+        this.lost.packetKernelSeen = dropped;
+      }
+    } catch (err) {
+      this.emit('error', err as Error);
+    }
+  }
+
+  private reportLost(ring: LostEvents['ring'], count: number): void {
+    this.lost[ring] += count;
+    const lost: LostEvents = { ring, count, total: this.lost[ring] };
+    this.emit('lost', lost);
+    if (ring !== 'consumer') this.enqueue({ kind: 'lost', lost });
+  }
+
+  private enqueue(ev: MonitorEvent): void {
+    for (const q of this.queues) {
+      if (!q.push(ev)) this.reportLost('consumer', 1);
+    }
+  }
+
+  /**
+   * Events as an async iterable. Starts event processing if needed. At most
+   * `limit` events wait for the consumer; beyond that they are dropped and
+   * reported as lost ('consumer'). The iterator ends when the monitor closes.
+   */
+  events(options: { limit?: number; signal?: AbortSignal } = {}): AsyncIterableIterator<MonitorEvent> {
+    this.startEventProcessing();
+    const q: EventQueue<MonitorEvent> = new EventQueue(options.limit ?? 10000, () => {
+      this.queues.delete(q);
+    });
+    this.queues.add(q);
+    options.signal?.addEventListener('abort', () => q.end(), { once: true });
+    return q;
+  }
+
+  /** Drains the rings now, without waiting for the event loop (tests, shutdown). */
+  pollEvents(budget = Number.POSITIVE_INFINITY): number {
+    let n = 0;
+    for (const r of this.readers) n += r.drain(budget);
+    return n;
+  }
+
+  private nameOf(ifindex: number): string | undefined {
+    let n = this.names.get(ifindex);
+    if (n === undefined) {
+      n = interfaceName(ifindex);
+      if (n !== undefined) this.names.set(ifindex, n);
+    }
+    return n;
+  }
+
+  private globalCounters(): number[] {
+    const map = this.collection().map(MAP.global);
+    const v = map.lookup(new Uint8Array(4));
+    const out = new Array<number>(8).fill(0);
+    if (!v) return out;
+    const stride = Math.ceil(GLOBAL_COUNTERS.size / 8) * 8;
+    for (let cpu = 0, n = possibleCpus(); cpu < n; cpu++) {
+      for (let i = 0; i < out.length; i++) out[i]! += Number(v.readBigUInt64LE(cpu * stride + GLOBAL_COUNTERS.offsets.c + i * 8));
+    }
+    return out;
+  }
+
+  /** Per-interface counters by hook and outcome, totals, flow table fill and event loss. */
+  getPacketStats(): PacketStats {
+    const coll = this.collection();
+    const g = this.globalCounters();
+    const interfaces: InterfaceCounters[] = [];
+    const dump = coll.map(MAP.ifaceStats).dump();
+    const cpus = possibleCpus();
+    const stride = IFACE_COUNTERS.size; // already a multiple of 8
+    for (let i = 0; i < dump.count; i++) {
+      const ifindex = dump.keys.readUInt32LE(i * IFACE_KEY.size + IFACE_KEY.offsets.ifindex);
+      const hook = HOOKS[dump.keys.readUInt32LE(i * IFACE_KEY.size + IFACE_KEY.offsets.hook)] ?? 'tc-ingress';
+      const packets = zeroCounts();
+      const bytes = zeroCounts();
+      const base = i * dump.valueStride;
+      for (let cpu = 0; cpu < cpus; cpu++) {
+        OUTCOMES.forEach((o, k) => {
+          const p = Number(dump.values.readBigUInt64LE(base + cpu * stride + IFACE_COUNTERS.offsets.packets + k * 8));
+          const b = Number(dump.values.readBigUInt64LE(base + cpu * stride + IFACE_COUNTERS.offsets.bytes + k * 8));
+          packets[o] += p;
+          packets.total += p;
+          bytes[o] += b;
+          bytes.total += b;
+        });
+      }
+      interfaces.push({ ifindex, interface: this.nameOf(ifindex), hook, packets, bytes });
+    }
+    interfaces.sort((a, b) => a.ifindex - b.ifindex || HOOKS.indexOf(a.hook) - HOOKS.indexOf(b.hook));
+    const sum = (hook: InterfaceCounters['hook']): { packets: OutcomeCounts; bytes: OutcomeCounts } => {
+      const s = { packets: zeroCounts(), bytes: zeroCounts() };
+      for (const c of interfaces) {
+        if (c.hook !== hook) continue;
+        addCounts(s.packets, c.packets);
+        addCounts(s.bytes, c.bytes);
+      }
+      return s;
+    };
+    return {
+      interfaces,
+      ingress: sum('tc-ingress'),
+      egress: sum('tc-egress'),
+      xdp: sum('xdp'),
+      flowTable: {
+        entries: g[COUNTER.flowInserted]! - this.flowsDeleted,
+        capacity: this.options.flowTableCapacity,
+        insertFailed: g[COUNTER.flowInsertFailed]!,
+      },
+      events: {
+        packet: { sent: g[COUNTER.packetEventsSent]!, dropped: g[COUNTER.packetEventsDropped]! },
+        security: { sent: g[COUNTER.securityEventsSent]!, dropped: g[COUNTER.securityEventsDropped]!, gaps: this.securityGaps },
+        consumerDropped: this.lost.consumer,
+      },
+      interfaceTableFull: g[COUNTER.ifaceTableFull]!,
+    };
+  }
+
+  /** Every flow in the kernel table, decoded. */
+  getFlowStats(): FlowStats[] {
+    const dump = this.collection().map(MAP.flows).dump();
+    const kv = new DataView(dump.keys.buffer, dump.keys.byteOffset, dump.keys.byteLength);
+    const vv = new DataView(dump.values.buffer, dump.values.byteOffset, dump.values.byteLength);
+    const out: FlowStats[] = new Array(dump.count);
+    for (let i = 0; i < dump.count; i++) {
+      const key = decodeFlowKey(kv, i * FLOW_KEY.size);
+      const v = decodeFlowValue(vv, i * FLOW_VALUE.size);
+      out[i] = {
+        key,
+        interface: this.nameOf(key.ifindex),
+        packets: v.packets,
+        bytes: v.bytes,
+        firstSeen: this.clock.toDate(v.firstSeenNs),
+        lastSeen: this.clock.toDate(v.lastSeenNs),
+        lastSeenNs: v.lastSeenNs,
+        tcpFlags: tcpFlagNames(v.tcpFlags),
+        synCount: v.synCount,
+        finCount: v.finCount,
+        rstCount: v.rstCount,
+      };
+    }
+    return out;
+  }
+
+  /** The loaded maps, for extensions and tests (see docs/extending.md). */
+  map(name: string): BpfMap {
+    return this.collection().map(name);
+  }
+
+  /** A loaded program's fd by name, for BPF_PROG_TEST_RUN in tests and benchmarks. */
+  programFd(name: 'tc_ingress' | 'tc_egress' | 'xdp_ingress'): number {
+    return this.collection().program(name).fd;
+  }
+
+  /** Detaches everything, stops event processing and unloads. Safe to call twice. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      if (this.lossTimer) clearInterval(this.lossTimer);
+      this.lossTimer = null;
+      for (const r of this.readers) {
+        try {
+          r.drain(); // deliver what the kernel already wrote
+        } catch {
+          /* closing anyway */
+        }
+        r.close();
+      }
+      this.readers = [];
+      for (const { attachments } of this.attached.values()) for (const a of attachments) a.close();
+      this.attached.clear();
+      for (const q of [...this.queues]) q.end();
+      this.coll?.close();
+      this.coll = null;
+    })();
+    return this.closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+function tcxMissing(name: string, dir: TcDirection): Error {
+  return new InvalidArgumentError(
+    `attach tcx ${dir} ${name}: this kernel (${kernelFeatures().release}) has no TCX links`,
+    "use tc: { mode: 'auto' } or 'clsact'",
+  );
+}
+
+/** Refuses an object whose structs differ from what the decoders read. */
+function checkAbi(spec: ObjectSpec): void {
+  for (const l of [...ALL_LAYOUTS, CPU_STATE]) {
+    const got = spec.structLayout(l.struct);
+    if (!got) throw new ObjectFileError(spec.path, `has no BTF for struct ${l.struct} (not a KubeNetProbe object, or built without -g)`);
+    const bad = Object.entries(l.offsets).find(([f, off]) => got.offsets[f] !== off);
+    if (got.size !== l.size || bad) {
+      throw new ObjectFileError(
+        spec.path,
+        `ABI mismatch in struct ${l.struct}: ${bad ? `field ${bad[0]} at ${String(got.offsets[bad[0]])}, expected ${bad[1]}` : `size ${got.size}, expected ${l.size}`}`,
+      );
+    }
+  }
+}

@@ -1,0 +1,97 @@
+// Traffic generator for kernel tests, run inside a test namespace with
+// `ip netns exec`. Node built-ins only. Every mode is bounded in count and time.
+//   udp-send DST PORT COUNT PAYLOAD [SRCPORT]   exactly COUNT datagrams
+//   udp-recv PORT COUNT [TIMEOUT_MS]            prints "ready", then "received N"
+//   tcp-server PORT                             prints "ready"; echoes bytes back
+//   tcp-send DST PORT BYTES                     sends BYTES, waits for the echo, closes
+import dgram from 'node:dgram';
+import net from 'node:net';
+
+const [mode, ...args] = process.argv.slice(2);
+const hardStop = setTimeout(() => {
+  console.error(`traffic ${mode}: timed out`);
+  process.exit(3);
+}, 120000);
+hardStop.unref();
+
+function family(addr) {
+  return addr.includes(':') ? 'udp6' : 'udp4';
+}
+
+if (mode === 'udp-send') {
+  const [dst, port, count, payload, srcPort] = args;
+  const sock = dgram.createSocket(family(dst));
+  const buf = Buffer.alloc(Number(payload), 0x61);
+  const n = Number(count);
+  let sent = 0;
+  const go = () => {
+    // A few in flight at a time keeps the socket buffer from overflowing.
+    const batch = Math.min(32, n - sent);
+    let pending = batch;
+    for (let i = 0; i < batch; i++) {
+      sock.send(buf, Number(port), dst, (err) => {
+        if (err) {
+          console.error(err.message);
+          process.exit(1);
+        }
+        if (--pending === 0) {
+          if (sent >= n) {
+            sock.close();
+            console.log(`sent ${sent}`);
+          } else setImmediate(go);
+        }
+      });
+      sent++;
+    }
+  };
+  sock.bind(srcPort ? Number(srcPort) : 0, go);
+} else if (mode === 'udp-recv') {
+  const [port, count, timeout] = args;
+  const sock = dgram.createSocket({ type: 'udp6', ipv6Only: false });
+  let got = 0;
+  const done = () => {
+    console.log(`received ${got}`);
+    sock.close();
+    process.exit(0);
+  };
+  sock.on('message', () => {
+    if (++got >= Number(count)) done();
+  });
+  sock.bind(Number(port), () => console.log('ready'));
+  setTimeout(done, Number(timeout ?? 20000));
+} else if (mode === 'tcp-server') {
+  const [port] = args;
+  const srv = net.createServer((s) => s.pipe(s));
+  srv.listen(Number(port), '::', () => console.log('ready'));
+} else if (mode === 'tcp-send') {
+  const [dst, port, bytes] = args;
+  const total = Number(bytes);
+  const s = net.connect(Number(port), dst, () => {
+    const chunk = Buffer.alloc(64 * 1024, 0x62);
+    let left = total;
+    const write = () => {
+      while (left > 0) {
+        const n = Math.min(left, chunk.length);
+        left -= n;
+        if (!s.write(chunk.subarray(0, n))) return s.once('drain', write);
+      }
+    };
+    write();
+  });
+  let echoed = 0;
+  s.on('data', (d) => {
+    echoed += d.length;
+    if (echoed >= total) s.end();
+  });
+  s.on('close', () => {
+    console.log(`echoed ${echoed}`);
+    process.exit(echoed === total ? 0 : 1);
+  });
+  s.on('error', (e) => {
+    console.error(e.message);
+    process.exit(1);
+  });
+} else {
+  console.error(`unknown mode ${mode}`);
+  process.exit(2);
+}

@@ -86,10 +86,12 @@ struct knp_flow_key {
 	__u8 _pad;         /* must be zero: it is hashed */
 };                         /* 44 bytes */
 
+/* Per CPU: user space sums packets, bytes and counts, ORs the flags, and
+ * takes the earliest first_seen (of copies with packets) and latest last_seen. */
 struct knp_flow_value {
 	__u64 packets;
 	__u64 bytes;         /* IP header + payload (IPFIX octetDeltaCount) */
-	__u64 first_seen_ns; /* CLOCK_MONOTONIC, coarse (jiffy) resolution */
+	__u64 first_seen_ns; /* CLOCK_MONOTONIC, coarse (jiffy) resolution; 0 = none on this CPU */
 	__u64 last_seen_ns;
 	__u32 syn_count;
 	__u32 fin_count;
@@ -107,6 +109,22 @@ struct knp_iface_counters {
 	__u64 packets[KNP_OUTCOME_MAX];
 	__u64 bytes[KNP_OUTCOME_MAX];
 };                           /* 64 bytes */
+
+/*
+ * Per-interface counters live in a per-CPU array indexed by
+ * (ifindex % KNP_IFACE_SLOTS) * KNP_HOOK_MAX + hook: an array lookup costs a
+ * few instructions where a hash lookup costs ~15 ns. Each slot records the
+ * ifindex that owns it (per CPU); a frame whose slot belongs to another
+ * ifindex goes to the knp_iface_stats hash instead. User space sums both.
+ */
+#define KNP_IFACE_SLOTS 1024
+#define KNP_HOOK_MAX 4
+
+struct knp_iface_slot {
+	__u32 ifindex;       /* owner; 0 = free */
+	__u32 hook;          /* enum knp_hook */
+	struct knp_iface_counters c;
+};                           /* 72 bytes */
 
 struct knp_global_counters {
 	__u64 c[KNP_CNT_MAX];

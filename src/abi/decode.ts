@@ -71,17 +71,45 @@ export interface RawFlowValue {
   tcpFlags: number;
 }
 
-export function decodeFlowValue(v: DataView, off: number): RawFlowValue {
+/**
+ * Merges the per-CPU copies of one flow value (`cpus` values of
+ * FLOW_VALUE.size bytes from `off`): counts add up, flags OR, first seen is
+ * the earliest of copies that saw packets, last seen the latest.
+ */
+export function decodeFlowValuePerCpu(v: DataView, off: number, cpus: number): RawFlowValue {
   const o = FLOW_VALUE.offsets;
+  let packets = 0n;
+  let bytes = 0n;
+  let first = 0n;
+  let last = 0n;
+  let syn = 0;
+  let fin = 0;
+  let rst = 0;
+  let flags = 0;
+  for (let c = 0; c < cpus; c++) {
+    const b = off + c * FLOW_VALUE.size;
+    const p = v.getBigUint64(b + o.packets, true);
+    if (p === 0n) continue;
+    packets += p;
+    bytes += v.getBigUint64(b + o.bytes, true);
+    const f = v.getBigUint64(b + o.first_seen_ns, true);
+    if (first === 0n || (f !== 0n && f < first)) first = f;
+    const l = v.getBigUint64(b + o.last_seen_ns, true);
+    if (l > last) last = l;
+    syn += v.getUint32(b + o.syn_count, true);
+    fin += v.getUint32(b + o.fin_count, true);
+    rst += v.getUint32(b + o.rst_count, true);
+    flags |= v.getUint32(b + o.tcp_flags, true);
+  }
   return {
-    packets: Number(v.getBigUint64(off + o.packets, true)),
-    bytes: Number(v.getBigUint64(off + o.bytes, true)),
-    firstSeenNs: v.getBigUint64(off + o.first_seen_ns, true),
-    lastSeenNs: v.getBigUint64(off + o.last_seen_ns, true),
-    synCount: v.getUint32(off + o.syn_count, true),
-    finCount: v.getUint32(off + o.fin_count, true),
-    rstCount: v.getUint32(off + o.rst_count, true),
-    tcpFlags: v.getUint32(off + o.tcp_flags, true),
+    packets: Number(packets),
+    bytes: Number(bytes),
+    firstSeenNs: first,
+    lastSeenNs: last,
+    synCount: syn,
+    finCount: fin,
+    rstCount: rst,
+    tcpFlags: flags,
   };
 }
 

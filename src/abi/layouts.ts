@@ -41,6 +41,8 @@ export const IFACE_KEY = layout('knp_iface_key', 8, { ifindex: 0, hook: 4 });
 
 export const IFACE_COUNTERS = layout('knp_iface_counters', 64, { packets: 0, bytes: 32 });
 
+export const IFACE_SLOT = layout('knp_iface_slot', 72, { ifindex: 0, hook: 4, c: 8 });
+
 export const GLOBAL_COUNTERS = layout('knp_global_counters', 64, { c: 0 });
 
 export const CPU_STATE = layout('knp_cpu_state', 16, { sample_tick: 0, sec_seq: 8 });
@@ -78,6 +80,7 @@ export const ALL_LAYOUTS: readonly Layout[] = [
   FLOW_VALUE,
   IFACE_KEY,
   IFACE_COUNTERS,
+  IFACE_SLOT,
   GLOBAL_COUNTERS,
   CPU_STATE,
   PACKET_INFO,

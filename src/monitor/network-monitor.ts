@@ -14,14 +14,14 @@ import {
   COUNTER,
   CPU_STATE,
   FLOW_KEY,
-  FLOW_VALUE,
   GLOBAL_COUNTERS,
   HOOKS,
   IFACE_COUNTERS,
   IFACE_KEY,
+  IFACE_SLOT,
   OUTCOMES,
 } from '../abi/layouts.js';
-import { decodeFlowKey, decodeFlowValue, decodePacketInfo, decodeSecurityEvent, tcpFlagNames } from '../abi/decode.js';
+import { decodeFlowKey, decodeFlowValuePerCpu, decodePacketInfo, decodeSecurityEvent, tcpFlagNames } from '../abi/decode.js';
 import { AlreadyAttachedError, ClosedError, InvalidArgumentError, ObjectFileError, PermissionError } from '../errors.js';
 import { ObjectSpec, type Collection } from '../loader/object.js';
 import { RingBufferReader, pageSize } from '../loader/ringbuf.js';
@@ -49,6 +49,7 @@ import type {
 
 const MAP = {
   flows: 'knp_flows',
+  ifaceSlots: 'knp_iface_slots',
   ifaceStats: 'knp_iface_stats',
   global: 'knp_global',
   cpuState: 'knp_cpu_state',
@@ -446,28 +447,7 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
   getPacketStats(): PacketStats {
     const coll = this.collection();
     const g = this.globalCounters();
-    const interfaces: InterfaceCounters[] = [];
-    const dump = coll.map(MAP.ifaceStats).dump();
-    const cpus = possibleCpus();
-    const stride = IFACE_COUNTERS.size; // already a multiple of 8
-    for (let i = 0; i < dump.count; i++) {
-      const ifindex = dump.keys.readUInt32LE(i * IFACE_KEY.size + IFACE_KEY.offsets.ifindex);
-      const hook = HOOKS[dump.keys.readUInt32LE(i * IFACE_KEY.size + IFACE_KEY.offsets.hook)] ?? 'tc-ingress';
-      const packets = zeroCounts();
-      const bytes = zeroCounts();
-      const base = i * dump.valueStride;
-      for (let cpu = 0; cpu < cpus; cpu++) {
-        OUTCOMES.forEach((o, k) => {
-          const p = Number(dump.values.readBigUInt64LE(base + cpu * stride + IFACE_COUNTERS.offsets.packets + k * 8));
-          const b = Number(dump.values.readBigUInt64LE(base + cpu * stride + IFACE_COUNTERS.offsets.bytes + k * 8));
-          packets[o] += p;
-          packets.total += p;
-          bytes[o] += b;
-          bytes.total += b;
-        });
-      }
-      interfaces.push({ ifindex, interface: this.nameOf(ifindex), hook, packets, bytes });
-    }
+    const interfaces = this.interfaceCounters(coll);
     interfaces.sort((a, b) => a.ifindex - b.ifindex || HOOKS.indexOf(a.hook) - HOOKS.indexOf(b.hook));
     const sum = (hook: InterfaceCounters['hook']): { packets: OutcomeCounts; bytes: OutcomeCounts } => {
       const s = { packets: zeroCounts(), bytes: zeroCounts() };
@@ -497,15 +477,57 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
     };
   }
 
+  /**
+   * Per-interface counters: the per-CPU slot array (each CPU's copy names
+   * its owner) plus the overflow hash, summed by interface and hook.
+   */
+  private interfaceCounters(coll: Collection): InterfaceCounters[] {
+    const byKey = new Map<number, InterfaceCounters>();
+    const cpus = possibleCpus();
+    const add = (ifindex: number, hookNum: number, buf: Buffer, at: number): void => {
+      const id = ifindex * 8 + hookNum;
+      let c = byKey.get(id);
+      if (!c) {
+        c = { ifindex, interface: this.nameOf(ifindex), hook: HOOKS[hookNum] ?? 'tc-ingress', packets: zeroCounts(), bytes: zeroCounts() };
+        byKey.set(id, c);
+      }
+      OUTCOMES.forEach((o, k) => {
+        const p = Number(buf.readBigUInt64LE(at + IFACE_COUNTERS.offsets.packets + k * 8));
+        const b = Number(buf.readBigUInt64LE(at + IFACE_COUNTERS.offsets.bytes + k * 8));
+        c.packets[o] += p;
+        c.packets.total += p;
+        c.bytes[o] += b;
+        c.bytes.total += b;
+      });
+    };
+    const slots = coll.map(MAP.ifaceSlots).dump();
+    for (let i = 0; i < slots.count; i++) {
+      for (let cpu = 0; cpu < cpus; cpu++) {
+        const at = i * slots.valueStride + cpu * IFACE_SLOT.size;
+        const ifindex = slots.values.readUInt32LE(at + IFACE_SLOT.offsets.ifindex);
+        if (ifindex === 0) continue;
+        add(ifindex, slots.values.readUInt32LE(at + IFACE_SLOT.offsets.hook), slots.values, at + IFACE_SLOT.offsets.c);
+      }
+    }
+    const overflow = coll.map(MAP.ifaceStats).dump();
+    for (let i = 0; i < overflow.count; i++) {
+      const ifindex = overflow.keys.readUInt32LE(i * IFACE_KEY.size + IFACE_KEY.offsets.ifindex);
+      const hookNum = overflow.keys.readUInt32LE(i * IFACE_KEY.size + IFACE_KEY.offsets.hook);
+      for (let cpu = 0; cpu < cpus; cpu++) add(ifindex, hookNum, overflow.values, i * overflow.valueStride + cpu * IFACE_COUNTERS.size);
+    }
+    return [...byKey.values()];
+  }
+
   /** Every flow in the kernel table, decoded. */
   getFlowStats(): FlowStats[] {
     const dump = this.collection().map(MAP.flows).dump();
     const kv = new DataView(dump.keys.buffer, dump.keys.byteOffset, dump.keys.byteLength);
     const vv = new DataView(dump.values.buffer, dump.values.byteOffset, dump.values.byteLength);
     const out: FlowStats[] = new Array(dump.count);
+    const cpus = possibleCpus();
     for (let i = 0; i < dump.count; i++) {
       const key = decodeFlowKey(kv, i * FLOW_KEY.size);
-      const v = decodeFlowValue(vv, i * FLOW_VALUE.size);
+      const v = decodeFlowValuePerCpu(vv, i * dump.valueStride, cpus);
       out[i] = {
         key,
         interface: this.nameOf(key.ifindex),

@@ -6,6 +6,7 @@
 import { existsSync } from 'node:fs';
 import { release } from 'node:os';
 import { libbpf } from '../ffi/native.js';
+import { KernelUnsupportedError } from '../errors.js';
 
 const BPF_MAP_TYPE_RINGBUF = 27;
 
@@ -52,4 +53,12 @@ export function kernelFeatures(): KernelFeatures {
     memcgAccounting: atLeast(version, [5, 11]),
   };
   return cached;
+}
+
+/** Throws KernelUnsupportedError when the programs cannot load on this kernel. */
+export function assertKernelSupported(f: KernelFeatures = kernelFeatures()): void {
+  if (!atLeast(f.version, MIN_KERNEL)) {
+    throw new KernelUnsupportedError('BPF atomics and ring buffers', `kernel ${f.release} is older than ${MIN_KERNEL.join('.')}`);
+  }
+  if (!f.ringbuf) throw new KernelUnsupportedError('BPF ring buffers', `kernel ${f.release} cannot create them (CONFIG_BPF_SYSCALL?)`);
 }

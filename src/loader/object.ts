@@ -10,8 +10,7 @@ import { datasecVars, structLayout, type StructLayout } from './btf.js';
 import { withLibbpfLog } from './libbpf-log.js';
 import { BpfMap, MapType, type MapInfo } from './map.js';
 import { missingCapabilities } from './capabilities.js';
-import { MIN_KERNEL, atLeast, kernelFeatures } from './features.js';
-import { KernelUnsupportedError } from '../errors.js';
+import { assertKernelSupported } from './features.js';
 
 const EPERM = 1;
 const EACCES = 13;
@@ -168,11 +167,7 @@ export class ObjectSpec {
     const obj = this.handle();
     const missing = missingCapabilities(['CAP_BPF', 'CAP_PERFMON', 'CAP_NET_ADMIN']);
     if (missing.length) throw new PermissionError(`load ${this.path}`, missing);
-    const features = kernelFeatures();
-    if (!atLeast(features.version, MIN_KERNEL)) {
-      throw new KernelUnsupportedError('BPF atomics', `kernel ${features.release} is older than ${MIN_KERNEL.join('.')}`);
-    }
-    if (!features.ringbuf) throw new KernelUnsupportedError('BPF ring buffers', `kernel ${features.release} cannot create them`);
+    assertKernelSupported();
 
     const { result: rc, log } = withLibbpfLog(() => libbpf.bpf_object__load(obj) as number);
     if (rc < 0) {

@@ -33,6 +33,7 @@ function trySh(cmd: string, args: string[]): void {
 }
 
 const TRAFFIC = fileURLToPath(new URL('../../../test/helpers/traffic.mjs', import.meta.url));
+const RAWSEND = fileURLToPath(new URL('../../../test/helpers/rawsend.mjs', import.meta.url));
 
 const live = new Set<TestNet>();
 process.on('exit', () => {
@@ -128,6 +129,17 @@ export class TestNet {
       child.once('exit', (code) => reject(new Error(`traffic ${args.join(' ')} exited ${code} before ready`)));
     });
     return child;
+  }
+
+  /** Sends crafted Ethernet frames out of the pod's eth0 (AF_PACKET), each `count` times. */
+  rawSend(pod: Pod, count: number, frames: Buffer[]): string {
+    return this.exec(pod, process.execPath, [RAWSEND, 'eth0', String(count), ...frames.map((f) => f.toString('hex'))]);
+  }
+
+  /** The MAC address of the pod's eth0. */
+  mac(pod: Pod): string {
+    const [link] = JSON.parse(this.exec(pod, 'ip', ['-j', 'link', 'show', 'eth0'])) as { address: string }[];
+    return link!.address;
   }
 
   /** Interface statistics from sysfs (root namespace). */

@@ -1,0 +1,71 @@
+/**
+ * The TypeScript decoders read the kernel's structs at fixed offsets. This
+ * checks every offset and size they use against the BTF that clang wrote
+ * into the built object, in both directions: a field the C struct has and
+ * the layout lacks fails too (explicit padding included).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ObjectSpec } from '../loader/object.js';
+import { builtinObjectPath } from '../paths.js';
+import { ALL_LAYOUTS, COUNTER, COUNTER_SLOTS, DESCRIPTION_LEN, HOOKS, OUTCOMES, SECURITY_TYPES } from './layouts.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { packageRoot } from '../paths.js';
+
+test('every layout matches the struct in the object BTF', () => {
+  const spec = ObjectSpec.open(builtinObjectPath());
+  try {
+    for (const l of ALL_LAYOUTS) {
+      const btf = spec.structLayout(l.struct);
+      assert.ok(btf, `struct ${l.struct} missing from BTF`);
+      assert.equal(l.size, btf.size, `sizeof(struct ${l.struct})`);
+      assert.deepEqual(l.offsets, btf.offsets, `offsets of struct ${l.struct}`);
+    }
+  } finally {
+    spec.close();
+  }
+});
+
+/** Enum values from the shared header, parsed from its text. */
+function headerEnum(name: string): Map<string, number> {
+  const h = readFileSync(join(packageRoot(), 'bpf', 'kubenetprobe.h'), 'utf8');
+  const body = new RegExp(`enum ${name} \\{([^}]*)\\}`).exec(h)?.[1];
+  assert.ok(body, `enum ${name} in kubenetprobe.h`);
+  const out = new Map<string, number>();
+  for (const m of body.matchAll(/(KNP_\w+)\s*=\s*(\d+)/g)) out.set(m[1]!, Number(m[2]));
+  return out;
+}
+
+test('enums used by the decoders match the header', () => {
+  const hooks = headerEnum('knp_hook');
+  assert.equal(hooks.get('KNP_HOOK_TC_INGRESS'), HOOKS.indexOf('tc-ingress'));
+  assert.equal(hooks.get('KNP_HOOK_TC_EGRESS'), HOOKS.indexOf('tc-egress'));
+  assert.equal(hooks.get('KNP_HOOK_XDP'), HOOKS.indexOf('xdp'));
+
+  const outcomes = headerEnum('knp_outcome');
+  assert.equal(outcomes.get('KNP_OUTCOME_PARSED'), OUTCOMES.indexOf('parsed'));
+  assert.equal(outcomes.get('KNP_OUTCOME_NON_IP'), OUTCOMES.indexOf('nonIp'));
+  assert.equal(outcomes.get('KNP_OUTCOME_TRUNCATED'), OUTCOMES.indexOf('truncated'));
+  assert.equal(outcomes.get('KNP_OUTCOME_MALFORMED'), OUTCOMES.indexOf('malformed'));
+  assert.equal(outcomes.get('KNP_OUTCOME_MAX'), OUTCOMES.length);
+
+  const counters = headerEnum('knp_counter');
+  assert.equal(counters.get('KNP_CNT_FLOW_INSERTED'), COUNTER.flowInserted);
+  assert.equal(counters.get('KNP_CNT_FLOW_INSERT_FAILED'), COUNTER.flowInsertFailed);
+  assert.equal(counters.get('KNP_CNT_PKT_EVENTS_SENT'), COUNTER.packetEventsSent);
+  assert.equal(counters.get('KNP_CNT_PKT_EVENTS_DROPPED'), COUNTER.packetEventsDropped);
+  assert.equal(counters.get('KNP_CNT_SEC_EVENTS_SENT'), COUNTER.securityEventsSent);
+  assert.equal(counters.get('KNP_CNT_SEC_EVENTS_DROPPED'), COUNTER.securityEventsDropped);
+  assert.equal(counters.get('KNP_CNT_IFACE_TABLE_FULL'), COUNTER.ifaceTableFull);
+  assert.equal(counters.get('KNP_CNT_MAX'), COUNTER_SLOTS);
+
+  const types = headerEnum('knp_security_type');
+  assert.equal(SECURITY_TYPES[types.get('KNP_SEC_TCP_NULL')!], 'tcp-null-scan');
+  assert.equal(SECURITY_TYPES[types.get('KNP_SEC_TCP_XMAS')!], 'tcp-xmas-scan');
+  assert.equal(SECURITY_TYPES[types.get('KNP_SEC_TCP_SYN_FIN')!], 'tcp-syn-fin');
+  assert.equal(SECURITY_TYPES[types.get('KNP_SEC_TCP_SYN_RST')!], 'tcp-syn-rst');
+
+  const h = readFileSync(join(packageRoot(), 'bpf', 'kubenetprobe.h'), 'utf8');
+  assert.match(h, new RegExp(`#define KNP_DESCRIPTION_LEN ${DESCRIPTION_LEN}\\b`));
+});

@@ -149,7 +149,7 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
   private readers: RingBufferReader[] = [];
   private lossTimer: NodeJS.Timeout | null = null;
   private readonly lastSeq: bigint[] = [];
-  private readonly lost = { packet: 0, security: 0, consumer: 0, packetKernelSeen: 0 };
+  private readonly lost = { packet: 0, security: 0, consumer: 0 };
   private securityGaps = 0;
   private flowsDeleted = 0;
   private closing: Promise<void> | null = null;
@@ -366,25 +366,31 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
   private trackSequence(cpu: number, seq: bigint): void {
     const last = this.lastSeq[cpu] ?? 0n;
     if (seq > last + 1n) {
-      const gap = Number(seq - last - 1n);
-      this.securityGaps += gap;
-      this.reportLost('security', gap);
+      this.securityGaps += Number(seq - last - 1n);
+      this.syncLoss('security', this.securityGaps);
     }
     if (seq > last) this.lastSeq[cpu] = seq;
   }
 
+  /**
+   * Loss per ring as the kernel's drop counters and the sequence gaps tell
+   * it; a tail drop shows in the counter before any gap can.
+   */
   private checkKernelLoss(): void {
     if (!this.coll) return;
     try {
       const g = this.globalCounters();
-      const dropped = g[COUNTER.packetEventsDropped]!;
-      if (dropped > this.lost.packetKernelSeen) {
-        this.reportLost('packet', dropped - this.lost.packetKernelSeen);
-        this.lost.packetKernelSeen = dropped;
-      }
+      this.syncLoss('packet', g[COUNTER.packetEventsDropped]!);
+      this.syncLoss('security', Math.max(this.securityGaps, g[COUNTER.securityEventsDropped]!));
     } catch (err) {
       this.emit('error', err as Error);
     }
+  }
+
+  /** Emits 'lost' for whatever `observed` adds to what was already reported. */
+  private syncLoss(ring: 'packet' | 'security', observed: number): void {
+    if (observed <= this.lost[ring]) return;
+    this.reportLost(ring, observed - this.lost[ring]);
   }
 
   private reportLost(ring: LostEvents['ring'], count: number): void {
@@ -419,6 +425,7 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
   pollEvents(budget = Number.POSITIVE_INFINITY): number {
     let n = 0;
     for (const r of this.readers) n += r.drain(budget);
+    this.checkKernelLoss();
     return n;
   }
 

@@ -115,6 +115,11 @@ export class TestNet {
     return this.exec(pod, process.execPath, [TRAFFIC, ...args], { timeoutMs });
   }
 
+  /** Arguments that run the traffic helper with node: [script, ...args]. */
+  trafficArgs(args: string[]): string[] {
+    return [TRAFFIC, ...args];
+  }
+
   /** Starts the traffic helper in the background; resolves once it prints "ready". */
   async background(pod: Pod, args: string[]): Promise<ChildProcess> {
     const child = spawn('ip', ['netns', 'exec', pod.netns, process.execPath, TRAFFIC, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -133,7 +138,12 @@ export class TestNet {
 
   /** Sends crafted Ethernet frames out of the pod's eth0 (AF_PACKET), each `count` times. */
   rawSend(pod: Pod, count: number, frames: Buffer[]): string {
-    return this.exec(pod, process.execPath, [RAWSEND, 'eth0', String(count), ...frames.map((f) => f.toString('hex'))]);
+    return this.exec(pod, process.execPath, this.rawSendArgs(count, frames));
+  }
+
+  /** Arguments that run the raw sender with node: [script, ...args]. */
+  rawSendArgs(count: number, frames: Buffer[]): string[] {
+    return [RAWSEND, 'eth0', String(count), ...frames.map((f) => f.toString('hex'))];
   }
 
   /** The MAC address of the pod's eth0. */

@@ -576,10 +576,7 @@ int tc_egress(struct __sk_buff *skb)
 	return handle_skb(skb, KNP_HOOK_TC_EGRESS, KNP_DIR_EGRESS);
 }
 
-/* xdp.frags: we only read headers, so multi-buffer frames are fine, and
- * native XDP then works on veths with a large MTU. */
-SEC("xdp.frags")
-int xdp_ingress(struct xdp_md *ctx)
+static __always_inline int handle_xdp(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -594,4 +591,21 @@ int xdp_ingress(struct xdp_md *ctx)
 	 * XDP sees, so nothing is accounted twice when both are attached. */
 	count_iface(ctx->ingress_ifindex, KNP_HOOK_XDP, outcome, len);
 	return XDP_PASS;
+}
+
+/* For generic (skb) mode. Not frags-aware on purpose: on 6.18, a frags
+ * program in generic mode hands TC ingress an skb without its MAC header
+ * (TC then sees the frame from the IP header on). */
+SEC("xdp")
+int xdp_ingress(struct xdp_md *ctx)
+{
+	return handle_xdp(ctx);
+}
+
+/* For native mode: we only read headers, so multi-buffer frames are fine,
+ * and native XDP then works on veths and NICs with a large MTU. */
+SEC("xdp.frags")
+int xdp_ingress_frags(struct xdp_md *ctx)
+{
+	return handle_xdp(ctx);
 }

@@ -57,7 +57,13 @@ const MAP = {
   securityEvents: 'knp_security_events',
 } as const;
 
-const PROG = { tcIngress: 'tc_ingress', tcEgress: 'tc_egress', xdp: 'xdp_ingress' } as const;
+const PROG = {
+  tcIngress: 'tc_ingress',
+  tcEgress: 'tc_egress',
+  /** Generic mode: see bpf/monitor.bpf.c for why it is not frags-aware. */
+  xdpGeneric: 'xdp_ingress',
+  xdpNative: 'xdp_ingress_frags',
+} as const;
 
 export interface NetworkMonitorOptions {
   /** Flows the kernel table holds; beyond it inserts fail and are counted. Default 65536. */
@@ -249,7 +255,7 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
       }
       if (xdpMode) {
         try {
-          done.push(attachXdp(coll.program(PROG.xdp), name, ifindex, { mode: xdpMode }));
+          done.push(attachXdp(coll.program(xdpMode === 'native' ? PROG.xdpNative : PROG.xdpGeneric), name, ifindex, { mode: xdpMode }));
         } catch (err) {
           if (xdp !== 'auto') throw err;
           notes.push(`xdp: native mode unavailable on ${name}, skipped (${(err as Error).message.split('\n')[0]})`);
@@ -558,7 +564,7 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
   }
 
   /** A loaded program's fd by name, for BPF_PROG_TEST_RUN in tests and benchmarks. */
-  programFd(name: 'tc_ingress' | 'tc_egress' | 'xdp_ingress'): number {
+  programFd(name: (typeof PROG)[keyof typeof PROG]): number {
     return this.collection().program(name).fd;
   }
 

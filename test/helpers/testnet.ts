@@ -32,8 +32,8 @@ function trySh(cmd: string, args: string[]): void {
   }
 }
 
-const TRAFFIC = fileURLToPath(new URL('../../../test/helpers/traffic.mjs', import.meta.url));
-const RAWSEND = fileURLToPath(new URL('../../../test/helpers/rawsend.mjs', import.meta.url));
+const TRAFFIC = fileURLToPath(new URL('../../../tools/traffic.mjs', import.meta.url));
+const RAWSEND = fileURLToPath(new URL('../../../tools/rawsend.mjs', import.meta.url));
 
 const live = new Set<TestNet>();
 process.on('exit', () => {

@@ -1,4 +1,4 @@
-// Traffic generator for kernel tests, run inside a test namespace with
+// Traffic generator for the tests and the demo, run inside a namespace with
 // `ip netns exec`. Node built-ins only. Every mode is bounded in count and time.
 //   udp-send DST PORT COUNT PAYLOAD [SRCPORT]   exactly COUNT datagrams
 //   udp-recv PORT COUNT [TIMEOUT_MS]            prints "ready", then "received N"

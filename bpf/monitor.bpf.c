@@ -195,14 +195,21 @@ static __always_inline void count_iface(__u32 ifindex, __u32 hook, int outcome, 
 	c->bytes[outcome] += len;
 }
 
+/* True when header `h` ends past the IP packet that starts at `l3` and is
+ * `l3_len` bytes long: trailer bytes after it are not headers. (Compared as
+ * offsets; the verifier only learns bounds from comparisons with data_end,
+ * which every header gets first.) */
+#define PAST_IP(h, l3, l3_len) ((__u32)((void *)((h) + 1) - (void *)(l3)) > (l3_len))
+
 /* L4: fills ports and TCP flags. `l4` may be anywhere after the IP header. */
-static __always_inline int parse_l4(void *l4, void *data_end, __u8 proto, struct parsed *p)
+static __always_inline int parse_l4(void *l4, void *data_end, void *l3, __u32 l3_len, __u8 proto,
+				    struct parsed *p)
 {
 	switch (proto) {
 	case IPPROTO_TCP: {
 		struct tcphdr *th = l4;
 
-		if ((void *)(th + 1) > data_end)
+		if ((void *)(th + 1) > data_end || PAST_IP(th, l3, l3_len))
 			return KNP_OUTCOME_TRUNCATED;
 		if (th->doff < 5)
 			return KNP_OUTCOME_MALFORMED;
@@ -215,7 +222,7 @@ static __always_inline int parse_l4(void *l4, void *data_end, __u8 proto, struct
 	case IPPROTO_UDP: {
 		struct udphdr *uh = l4;
 
-		if ((void *)(uh + 1) > data_end)
+		if ((void *)(uh + 1) > data_end || PAST_IP(uh, l3, l3_len))
 			return KNP_OUTCOME_TRUNCATED;
 		p->key.sport = bpf_ntohs(uh->source);
 		p->key.dport = bpf_ntohs(uh->dest);
@@ -224,7 +231,7 @@ static __always_inline int parse_l4(void *l4, void *data_end, __u8 proto, struct
 	case IPPROTO_ICMP: {
 		struct icmp4_hdr *ih = l4;
 
-		if ((void *)(ih + 1) > data_end)
+		if ((void *)(ih + 1) > data_end || PAST_IP(ih, l3, l3_len))
 			return KNP_OUTCOME_TRUNCATED;
 		p->key.dport = (__u16)ih->type << 8 | ih->code;
 		if (ih->type == ICMP_ECHO || ih->type == ICMP_ECHOREPLY)
@@ -234,7 +241,7 @@ static __always_inline int parse_l4(void *l4, void *data_end, __u8 proto, struct
 	case IPPROTO_ICMPV6: {
 		struct icmp6hdr *ih = l4;
 
-		if ((void *)(ih + 1) > data_end)
+		if ((void *)(ih + 1) > data_end || PAST_IP(ih, l3, l3_len))
 			return KNP_OUTCOME_TRUNCATED;
 		p->key.dport = (__u16)ih->icmp6_type << 8 | ih->icmp6_code;
 		if (ih->icmp6_type == ICMPV6_ECHO_REQUEST || ih->icmp6_type == ICMPV6_ECHO_REPLY)
@@ -283,7 +290,7 @@ static __always_inline int parse_ipv4(void *cur, void *data_end, __u32 l3_avail,
 	/* Non-first fragments carry no L4 header: a flow without ports. */
 	if (ip->frag_off & bpf_htons(0x1fff))
 		return KNP_OUTCOME_PARSED;
-	return parse_l4(cur + hlen, data_end, ip->protocol, p);
+	return parse_l4(cur + hlen, data_end, ip, tot, ip->protocol, p);
 }
 
 static __always_inline int parse_ipv6(void *cur, void *data_end, __u32 l3_avail, struct parsed *p)
@@ -310,15 +317,16 @@ static __always_inline int parse_ipv6(void *cur, void *data_end, __u32 l3_avail,
 
 	nexthdr = ip6->nexthdr;
 	cur = ip6 + 1;
+	/* One pass per extension header, plus one for the upper-layer header. */
 #pragma unroll
-	for (int i = 0; i < IPV6_MAX_EXT_HEADERS; i++) {
+	for (int i = 0; i < IPV6_MAX_EXT_HEADERS + 1; i++) {
 		switch (nexthdr) {
 		case IPPROTO_HOPOPTS:
 		case IPPROTO_ROUTING:
 		case IPPROTO_DSTOPTS: {
 			struct ipv6_opt_hdr *oh = cur;
 
-			if ((void *)(oh + 1) > data_end)
+			if ((void *)(oh + 1) > data_end || PAST_IP(oh, ip6, tot))
 				return KNP_OUTCOME_TRUNCATED;
 			nexthdr = oh->nexthdr;
 			cur += (oh->hdrlen + 1) * 8;
@@ -327,7 +335,7 @@ static __always_inline int parse_ipv6(void *cur, void *data_end, __u32 l3_avail,
 		case IPPROTO_AH: {
 			struct ipv6_opt_hdr *oh = cur;
 
-			if ((void *)(oh + 1) > data_end)
+			if ((void *)(oh + 1) > data_end || PAST_IP(oh, ip6, tot))
 				return KNP_OUTCOME_TRUNCATED;
 			nexthdr = oh->nexthdr;
 			cur += (oh->hdrlen + 2) * 4;
@@ -336,7 +344,7 @@ static __always_inline int parse_ipv6(void *cur, void *data_end, __u32 l3_avail,
 		case IPPROTO_FRAGMENT: {
 			struct ipv6_frag_hdr *fh = cur;
 
-			if ((void *)(fh + 1) > data_end)
+			if ((void *)(fh + 1) > data_end || PAST_IP(fh, ip6, tot))
 				return KNP_OUTCOME_TRUNCATED;
 			p->key.proto = fh->nexthdr;
 			/* Non-first fragment: no L4 header follows. */
@@ -351,7 +359,7 @@ static __always_inline int parse_ipv6(void *cur, void *data_end, __u32 l3_avail,
 			return KNP_OUTCOME_PARSED;
 		default:
 			p->key.proto = nexthdr;
-			return parse_l4(cur, data_end, nexthdr, p);
+			return parse_l4(cur, data_end, ip6, tot, nexthdr, p);
 		}
 	}
 	/* A longer chain than any real stack sends. */

@@ -41,6 +41,9 @@ export class TestRunner {
     if (frame.length > this.capacity) throw new RangeError(`frame of ${frame.length} bytes exceeds ${this.capacity}`);
     this.buf.set(frame);
     this.opts.writeUInt32LE(frame.length, 24);
+    // libbpf copies data_size_out back, and the kernel would take it as the
+    // size of an output buffer next time: reset it (as the kernel selftests do).
+    this.opts.writeUInt32LE(0, 28);
     this.opts.writeUInt32LE(repeat, 60);
     this.opts.writeUInt32LE(0, 56);
     this.opts.writeUInt32LE(0, 64);

@@ -133,7 +133,8 @@ function parseIpv4(b: Uint8Array, cur: number, end: number, l3Avail: number, p: 
 
   // Non-first fragments carry no L4 header: ip->frag_off & htons(0x1fff).
   if (be16(b, cur + 6) & 0x1fff) return 'parsed';
-  return parseL4(b, cur + hlen, end, p.proto, p);
+  // PAST_IP(): headers after the IP header must also end within tot_len.
+  return parseL4(b, cur + hlen, Math.min(end, cur + tot), p.proto, p);
 }
 
 /** Mirrors parse_ipv6(), extension-header loop included. */
@@ -151,8 +152,11 @@ function parseIpv6(b: Uint8Array, cur: number, end: number, l3Avail: number, p: 
   p.ipLen = tot;
 
   let nexthdr = u8(b, cur + 6);
+  // PAST_IP(): extension and upper-layer headers must end within the packet.
+  end = Math.min(end, cur + tot);
   cur += SIZEOF_IPV6HDR;
-  for (let i = 0; i < IPV6_MAX_EXT_HEADERS; i++) {
+  // One pass per extension header, plus one for the upper-layer header.
+  for (let i = 0; i < IPV6_MAX_EXT_HEADERS + 1; i++) {
     switch (nexthdr) {
       case IPPROTO_HOPOPTS:
       case IPPROTO_ROUTING:

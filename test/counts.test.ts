@@ -188,3 +188,37 @@ describe('VLAN', () => {
     }
   });
 });
+
+describe('a full flow table', () => {
+  test('inserts beyond capacity fail and are counted, packet for packet; the flows inside keep exact counts', async () => {
+    const net = TestNet.create(2, { ipv6: false });
+    const mon = await NetworkMonitor.create({ packetSampleRate: 0, flowTableCapacity: 8 });
+    try {
+      const a = net.pod('a');
+      const b = net.pod('b');
+      // Settle ARP so the only IP packets on pod a's ingress are the datagrams.
+      net.exec(a, 'ping', ['-c', '1', '-W', '2', b.ipv4]);
+      const { ifindex } = await mon.attachToInterface(a.hostIf, { tc: { egress: false } });
+      assert.match(net.traffic(a, ['udp-spray', b.ipv4, '6000', '20', '10', '16']), /sent 200/);
+      await sleep(100);
+      const st = mon.getPacketStats();
+      const flows = mon.getFlowStats().filter((f) => f.key.ifindex === ifindex);
+      assert.equal(st.ingress.packets.parsed, 200);
+      assert.equal(flows.length, 8, 'the table holds its capacity');
+      assert.deepEqual(
+        flows.map((f) => f.key.dstPort).sort((x, y) => x - y),
+        [6000, 6001, 6002, 6003, 6004, 6005, 6006, 6007],
+        'the first eight flows got in',
+      );
+      for (const f of flows) assert.equal(f.packets, 10);
+      assert.equal(st.flowTable.insertFailed, 120, '12 flows x 10 packets could not be recorded');
+      assert.equal(st.flowTable.entries, 8);
+      assert.equal(st.flowTable.capacity, 8);
+      // Coverage: parsed packets = packets in flows + counted failures.
+      assert.equal(flows.reduce((s, f) => s + f.packets, 0) + st.flowTable.insertFailed, st.ingress.packets.parsed);
+    } finally {
+      await mon.close();
+      await net.close();
+    }
+  });
+});

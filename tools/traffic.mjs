@@ -1,6 +1,7 @@
 // Traffic generator for the tests and the demo, run inside a namespace with
 // `ip netns exec`. Node built-ins only. Every mode is bounded in count and time.
 //   udp-send DST PORT COUNT PAYLOAD [SRCPORT]   exactly COUNT datagrams
+//   udp-spray DST FIRSTPORT PORTS PERPORT PAYLOAD   PERPORT datagrams to each of PORTS ports, in order
 //   udp-recv PORT COUNT [TIMEOUT_MS]            prints "ready", then "received N"
 //   tcp-server PORT                             prints "ready"; echoes bytes back
 //   tcp-send DST PORT BYTES                     sends BYTES, waits for the echo, closes
@@ -45,6 +46,29 @@ if (mode === 'udp-send') {
     }
   };
   sock.bind(srcPort ? Number(srcPort) : 0, go);
+} else if (mode === 'udp-spray') {
+  const [dst, first, ports, perPort, payload] = args;
+  const sock = dgram.createSocket(family(dst));
+  const buf = Buffer.alloc(Number(payload), 0x63);
+  const jobs = [];
+  for (let p = 0; p < Number(ports); p++) for (let i = 0; i < Number(perPort); i++) jobs.push(Number(first) + p);
+  let next = 0;
+  // One at a time, so the order of first packets (and so of flow inserts) is the port order.
+  const one = () => {
+    if (next === jobs.length) {
+      sock.close();
+      console.log(`sent ${jobs.length}`);
+      return;
+    }
+    sock.send(buf, jobs[next++], dst, (err) => {
+      if (err) {
+        console.error(err.message);
+        process.exit(1);
+      }
+      one();
+    });
+  };
+  one();
 } else if (mode === 'udp-recv') {
   const [port, count, timeout] = args;
   const sock = dgram.createSocket({ type: 'udp6', ipv6Only: false });

@@ -1,0 +1,183 @@
+/**
+ * Shared by the benchmarks: statistics over interleaved rounds, the result
+ * format (build/bench/<bench>.json, merged by report.ts), test frames.
+ *
+ * This machine is a noisy 2-core VM, so every result is measured against a
+ * baseline in the same run, A/B interleaved (the order rotates each round),
+ * and reported as median with min and max over the rounds. Ratios are taken
+ * per round (paired), then summarised.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { packageRoot } from '../src/paths.js';
+
+export interface Summary {
+  median: number;
+  min: number;
+  max: number;
+  mean: number;
+  n: number;
+}
+
+export function summarize(xs: readonly number[]): Summary {
+  if (xs.length === 0) return { median: NaN, min: NaN, max: NaN, mean: NaN, n: 0 };
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  const median = s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+  return { median, min: s[0]!, max: s[s.length - 1]!, mean: s.reduce((a, b) => a + b, 0) / s.length, n: s.length };
+}
+
+/** Per-round ratios a[i] / b[i]. */
+export function pairedRatios(a: readonly number[], b: readonly number[]): number[] {
+  return a.map((x, i) => x / b[i]!);
+}
+
+export interface Goal {
+  text: string;
+  pass: boolean;
+}
+
+export interface ResultRow {
+  /** What was measured, e.g. "tc_ingress, IPv4 UDP 64 B, events off". */
+  case: string;
+  /** What `value` is, e.g. "ns/packet above empty". */
+  metric: string;
+  unit: string;
+  value: Summary;
+  baseline?: { name: string; metric: string; value: Summary };
+  /** ours / baseline, per round. */
+  ratio?: Summary;
+  /** How to read the ratio, e.g. "time, lower is better". */
+  ratioMeaning?: string;
+  goal?: Goal;
+  /** Anything a reader needs to interpret the row. */
+  note?: string;
+}
+
+export interface BenchResult {
+  bench: string;
+  startedAt: string;
+  durationMs: number;
+  config: Record<string, unknown>;
+  rows: ResultRow[];
+  /** Correctness checks made on the way (e.g. no unreported loss); all must hold. */
+  checks: { what: string; ok: boolean; detail: string }[];
+  notes: string[];
+  /** Supporting tables (e.g. a cost breakdown), printed after the main table. */
+  tables: { title: string; header: string[]; rows: string[][] }[];
+}
+
+export function benchDir(): string {
+  const dir = join(packageRoot(), 'build', 'bench');
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+export function writeResult(r: BenchResult): string {
+  const path = join(benchDir(), `${r.bench}.json`);
+  writeFileSync(path, JSON.stringify(r, null, 2) + '\n');
+  return path;
+}
+
+/** Rotates `items` by `round`, so that no variant always runs first. */
+export function rotate<T>(items: readonly T[], round: number): T[] {
+  const k = round % items.length;
+  return [...items.slice(k), ...items.slice(0, k)];
+}
+
+export function nowNs(): number {
+  return Number(process.hrtime.bigint());
+}
+
+export function fmt(x: number, digits = 1): string {
+  if (!Number.isFinite(x)) return String(x);
+  return x.toFixed(digits);
+}
+
+/** "12.3 [11.0–14.2]" */
+export function fmtSummary(s: Summary, digits = 1): string {
+  return `${fmt(s.median, digits)} [${fmt(s.min, digits)}–${fmt(s.max, digits)}]`;
+}
+
+export function log(msg: string): void {
+  process.stderr.write(`${msg}\n`);
+}
+
+/** Reads a positive integer from the environment (to scale a benchmark down or up). */
+export function envInt(name: string, dflt: number): number {
+  const v = process.env[name];
+  if (v === undefined || v === '') return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, got ${v}`);
+  return n;
+}
+
+// ---- Frames -----------------------------------------------------------------
+
+export type FrameKind = 'ipv4-udp' | 'ipv4-tcp-ack' | 'ipv6-udp' | 'ipv6-tcp-ack';
+
+export interface Frame {
+  kind: FrameKind;
+  label: string;
+  bytes: Uint8Array;
+}
+
+const IPPROTO_TCP = 6;
+const IPPROTO_UDP = 17;
+
+/**
+ * An Ethernet frame of `total` bytes with consistent IP lengths, so the
+ * kernel parser takes its "parsed" path (checksums are not checked).
+ * TCP frames carry only ACK, which raises no security event.
+ */
+export function buildFrame(kind: FrameKind, total: number, sport = 40000, dport = 5201): Frame {
+  const v6 = kind.startsWith('ipv6');
+  const tcp = kind.endsWith('tcp-ack');
+  const l3 = v6 ? 40 : 20;
+  const l4 = tcp ? 20 : 8;
+  if (total < 14 + l3 + l4) throw new RangeError(`${kind}: ${total} bytes is shorter than its headers`);
+  const b = new Uint8Array(total);
+  const v = new DataView(b.buffer);
+  // Ethernet: locally administered MACs.
+  b.set([0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01], 0);
+  v.setUint16(12, v6 ? 0x86dd : 0x0800);
+  const ip = 14;
+  const ipLen = total - 14;
+  if (v6) {
+    v.setUint32(ip, 0x60000000);
+    v.setUint16(ip + 4, ipLen - 40); // payload length
+    b[ip + 6] = tcp ? IPPROTO_TCP : IPPROTO_UDP;
+    b[ip + 7] = 64;
+    // fd00::1 -> fd00::2 (ULA, as the tests use)
+    b[ip + 8] = 0xfd;
+    b[ip + 23] = 1;
+    b[ip + 24] = 0xfd;
+    b[ip + 39] = 2;
+  } else {
+    b[ip] = 0x45;
+    v.setUint16(ip + 2, ipLen);
+    b[ip + 8] = 64;
+    b[ip + 9] = tcp ? IPPROTO_TCP : IPPROTO_UDP;
+    // 198.18.0.1 -> 198.18.0.2 (RFC 2544 benchmarking range)
+    b.set([198, 18, 0, 1, 198, 18, 0, 2], ip + 12);
+  }
+  const l4at = ip + l3;
+  v.setUint16(l4at, sport);
+  v.setUint16(l4at + 2, dport);
+  if (tcp) {
+    v.setUint32(l4at + 4, 1); // seq
+    v.setUint32(l4at + 8, 1); // ack
+    b[l4at + 12] = 5 << 4; // doff 5
+    b[l4at + 13] = 0x10; // ACK
+    v.setUint16(l4at + 14, 65535);
+  } else {
+    v.setUint16(l4at + 4, total - l4at); // UDP length
+  }
+  const label = `${v6 ? 'IPv6' : 'IPv4'} ${tcp ? 'TCP ACK' : 'UDP'} ${total} B`;
+  return { kind, label, bytes: b };
+}
+
+/** The frames bench/prog-cost.ts measures: 64 B for IPv4, 80 B for IPv6. */
+export function standardFrames(): Frame[] {
+  return [buildFrame('ipv4-udp', 64), buildFrame('ipv4-tcp-ack', 64), buildFrame('ipv6-udp', 80), buildFrame('ipv6-tcp-ack', 80)];
+}

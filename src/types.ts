@@ -39,8 +39,8 @@ export interface FlowStats {
   lastSeen: Date;
   /** Kernel CLOCK_MONOTONIC nanoseconds (coarse) of the last packet. */
   lastSeenNs: bigint;
-  /** Names of every TCP flag seen on the flow, e.g. ['SYN', 'ACK']. */
-  tcpFlags: string[];
+  /** Names of every TCP flag seen on the flow, e.g. ['SYN', 'ACK'] (shared, frozen). */
+  tcpFlags: readonly string[];
   synCount: number;
   finCount: number;
   rstCount: number;

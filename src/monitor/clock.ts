@@ -14,6 +14,11 @@ export class MonotonicClock {
     return new Date(this.offsetMs + Number(monoNs) / 1e6);
   }
 
+  /** The same from milliseconds of CLOCK_MONOTONIC (no BigInt on the hot path). */
+  toDateMs(monoMs: number): Date {
+    return new Date(this.offsetMs + monoMs);
+  }
+
   nowNs(): bigint {
     return process.hrtime.bigint();
   }

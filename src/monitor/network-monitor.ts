@@ -21,7 +21,7 @@ import {
   IFACE_SLOT,
   OUTCOMES,
 } from '../abi/layouts.js';
-import { decodeFlowKey, decodeFlowValuePerCpu, decodePacketInfo, decodeSecurityEvent, tcpFlagNames } from '../abi/decode.js';
+import { decodeFlowKey, decodeFlowValuePerCpu, decodePacketInfo, decodeSecurityEvent, tcpFlagNames, tcpFlagNamesCached } from '../abi/decode.js';
 import { AlreadyAttachedError, ClosedError, InvalidArgumentError, ObjectFileError, PermissionError } from '../errors.js';
 import { ObjectSpec, type Collection } from '../loader/object.js';
 import { RingBufferReader, pageSize } from '../loader/ringbuf.js';
@@ -32,7 +32,8 @@ import { attachXdp, type XdpMode } from '../attach/xdp.js';
 import { tryAttachTcx, type TcDirection } from '../attach/tcx.js';
 import { attachClsact } from '../attach/clsact.js';
 import type { Attachment, AttachMode } from '../attach/attachment.js';
-import { interfaceIndex, interfaceName, isPhysical, validateInterfaceName } from '../netif.js';
+import { interfaceIndex, isPhysical, validateInterfaceName } from '../netif.js';
+import { InterfaceNames } from './interface-names.js';
 import { builtinObjectPath } from '../paths.js';
 import { MonotonicClock } from './clock.js';
 import { EventQueue } from './event-queue.js';
@@ -150,7 +151,7 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
   readonly objectPath: string;
   private coll: Collection | null;
   private readonly attached = new Map<number, { info: AttachedInterface; attachments: Attachment[] }>();
-  private readonly names = new Map<number, string>();
+  private readonly names = new InterfaceNames();
   private readonly clock = new MonotonicClock();
   private readers: RingBufferReader[] = [];
   private lossTimer: NodeJS.Timeout | null = null;
@@ -436,12 +437,7 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
   }
 
   private nameOf(ifindex: number): string | undefined {
-    let n = this.names.get(ifindex);
-    if (n === undefined) {
-      n = interfaceName(ifindex);
-      if (n !== undefined) this.names.set(ifindex, n);
-    }
-    return n;
+    return this.names.get(ifindex);
   }
 
   private globalCounters(): number[] {
@@ -538,18 +534,19 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
     const vv = new DataView(dump.values.buffer, dump.values.byteOffset, dump.values.byteLength);
     const out: FlowStats[] = new Array(dump.count);
     const cpus = possibleCpus();
+    const now = Date.now();
     for (let i = 0; i < dump.count; i++) {
       const key = decodeFlowKey(kv, i * FLOW_KEY.size);
       const v = decodeFlowValuePerCpu(vv, i * dump.valueStride, cpus);
       out[i] = {
         key,
-        interface: this.nameOf(key.ifindex),
+        interface: this.names.get(key.ifindex, now),
         packets: v.packets,
         bytes: v.bytes,
-        firstSeen: this.clock.toDate(v.firstSeenNs),
-        lastSeen: this.clock.toDate(v.lastSeenNs),
+        firstSeen: this.clock.toDateMs(v.firstSeenMs),
+        lastSeen: this.clock.toDateMs(v.lastSeenMs),
         lastSeenNs: v.lastSeenNs,
-        tcpFlags: tcpFlagNames(v.tcpFlags),
+        tcpFlags: tcpFlagNamesCached(v.tcpFlags),
         synCount: v.synCount,
         finCount: v.finCount,
         rstCount: v.rstCount,

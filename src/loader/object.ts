@@ -5,7 +5,7 @@
  */
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { isNull, libbpf, viewOf, type Ptr } from '../ffi/native.js';
-import { ClosedError, InvalidArgumentError, KubeNetProbeError, ObjectFileError, PermissionError, VerifierError } from '../errors.js';
+import { ClosedError, InvalidArgumentError, KubeNetProbeError, ObjectFileError, PermissionError, SystemError, VerifierError } from '../errors.js';
 import { datasecVars, structLayout, type StructLayout } from './btf.js';
 import { withLibbpfLog } from './libbpf-log.js';
 import { BpfMap, MapType, type MapInfo } from './map.js';
@@ -13,6 +13,7 @@ import { missingCapabilities } from './capabilities.js';
 import { assertKernelSupported } from './features.js';
 
 const EPERM = 1;
+const EAGAIN = 11;
 const EACCES = 13;
 const LIBBPF_ERRNO__VERIFY = 4008;
 const LIBBPF_ERRNO__LOAD = 4007;
@@ -71,6 +72,13 @@ function checkElf(path: string): void {
     if (head.readUInt16LE(18) !== 247) throw new ObjectFileError(path, 'an ELF file, but not a BPF object (e_machine is not EM_BPF)');
   } finally {
     closeSync(fd);
+  }
+}
+
+/** The load was interrupted by signals; opening and loading again usually works. */
+export class LoadInterruptedError extends SystemError {
+  constructor(path: string) {
+    super(`load ${path}: the verifier was interrupted by signals`, EAGAIN);
   }
 }
 
@@ -172,6 +180,9 @@ export class ObjectSpec {
     const { result: rc, log } = withLibbpfLog(() => libbpf.bpf_object__load(obj) as number);
     if (rc < 0) {
       const errno = -rc;
+      // The verifier gives up when a signal is pending (profilers, busy
+      // timers); libbpf's own retries were not enough. Not a verifier verdict.
+      if (errno === EAGAIN) throw new LoadInterruptedError(this.path);
       if ((errno === EPERM || errno === EACCES) && !/processed \d+ insns/.test(log)) {
         throw new PermissionError(`load ${this.path}`, missingCapabilities(['CAP_BPF', 'CAP_PERFMON', 'CAP_NET_ADMIN']).concat(), log);
       }

@@ -23,7 +23,7 @@ import {
 } from '../abi/layouts.js';
 import { decodeFlowKey, decodeFlowValuePerCpu, decodePacketInfo, decodeSecurityEvent, tcpFlagNames, tcpFlagNamesCached } from '../abi/decode.js';
 import { AlreadyAttachedError, ClosedError, InvalidArgumentError, ObjectFileError, PermissionError } from '../errors.js';
-import { ObjectSpec, type Collection } from '../loader/object.js';
+import { LoadInterruptedError, ObjectSpec, type Collection } from '../loader/object.js';
 import { RingBufferReader, pageSize } from '../loader/ringbuf.js';
 import { possibleCpus, type BpfMap } from '../loader/map.js';
 import { kernelFeatures } from '../loader/features.js';
@@ -186,18 +186,23 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
     checkRingSize('packetEventRingBytes', opts.packetEventRingBytes);
     checkRingSize('securityEventRingBytes', opts.securityEventRingBytes);
 
-    const spec = ObjectSpec.open(path);
-    try {
-      checkAbi(spec);
-      spec.setMaxEntries(MAP.flows, opts.flowTableCapacity);
-      spec.setMaxEntries(MAP.packetEvents, opts.packetEventRingBytes);
-      spec.setMaxEntries(MAP.securityEvents, opts.securityEventRingBytes);
-      spec.setConstant('packet_sample_rate', opts.packetSampleRate);
-      spec.setConstant('detect_tcp_flag_anomalies', opts.detectTcpFlagAnomalies);
-      const coll = spec.load();
-      return new NetworkMonitor(path, coll, opts);
-    } finally {
-      spec.close();
+    // A load interrupted by signals (EAGAIN from the verifier) is retried
+    // from a fresh open: libbpf cannot load the same object twice.
+    for (let attempt = 1; ; attempt++) {
+      const spec = ObjectSpec.open(path);
+      try {
+        checkAbi(spec);
+        spec.setMaxEntries(MAP.flows, opts.flowTableCapacity);
+        spec.setMaxEntries(MAP.packetEvents, opts.packetEventRingBytes);
+        spec.setMaxEntries(MAP.securityEvents, opts.securityEventRingBytes);
+        spec.setConstant('packet_sample_rate', opts.packetSampleRate);
+        spec.setConstant('detect_tcp_flag_anomalies', opts.detectTcpFlagAnomalies);
+        return new NetworkMonitor(path, spec.load(), opts);
+      } catch (err) {
+        if (!(err instanceof LoadInterruptedError) || attempt >= 3) throw err;
+      } finally {
+        spec.close();
+      }
     }
   }
 

@@ -77,7 +77,7 @@ function makeTable(ifindex: number, stride: number, cpus: number): Table {
       values.writeBigUInt64LE(BigInt(packets), vat + o.packets);
       values.writeBigUInt64LE(BigInt(packets * 100), vat + o.bytes);
       values.writeBigUInt64LE(now - 60_000_000_000n + BigInt(cpu), vat + o.first_seen_ns);
-      values.writeBigUInt64LE(now - BigInt(i), vat + o.last_seen_ns);
+      values.writeBigUInt64LE(4_295_000_000n + BigInt(i), vat + o.last_seen_jiffies);
       if (tcp) {
         values.writeUInt32LE(1, vat + o.syn_count);
         values.writeUInt32LE(0x12, vat + o.tcp_flags);

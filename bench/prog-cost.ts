@@ -48,7 +48,7 @@ const XDP_PASS = 2;
 const STAGES = [
   { prog: 'stage_parse', label: 'parse' },
   { prog: 'stage_iface', label: '+ interface counters' },
-  { prog: 'stage_clock', label: '+ coarse clock' },
+  { prog: 'stage_clock', label: '+ timestamp (jiffies)' },
   { prog: 'stage_lookup', label: '+ flow lookup' },
   { prog: 'stage_flow', label: '+ flow update' },
   { prog: 'tc_ingress', label: '+ events/detection (off) = tc_ingress' },

@@ -87,17 +87,23 @@ struct knp_flow_key {
 };                         /* 44 bytes */
 
 /* Per CPU: user space sums packets, bytes and counts, ORs the flags, and
- * takes the earliest first_seen (of copies with packets) and latest last_seen. */
+ * takes the earliest first_seen (of copies with packets) and latest last_seen.
+ *
+ * last_seen is in jiffies: bpf_jiffies64() costs about a nanosecond where a
+ * clock read costs about five, on every packet. User space turns jiffies
+ * into CLOCK_MONOTONIC with the anchor pair in knp_cpu_state and the tick
+ * length (clock_getres(CLOCK_MONOTONIC_COARSE)); both clocks move with the
+ * same tick, so the result is as exact as the coarse clock was. */
 struct knp_flow_value {
 	__u64 packets;
-	__u64 bytes;         /* IP header + payload (IPFIX octetDeltaCount) */
-	__u64 first_seen_ns; /* CLOCK_MONOTONIC, coarse (jiffy) resolution; 0 = none on this CPU */
-	__u64 last_seen_ns;
+	__u64 bytes;             /* IP header + payload (IPFIX octetDeltaCount) */
+	__u64 first_seen_ns;     /* CLOCK_MONOTONIC (coarse); 0 = none on this CPU */
+	__u64 last_seen_jiffies; /* jiffies of the last packet on this CPU */
 	__u32 syn_count;
 	__u32 fin_count;
 	__u32 rst_count;
-	__u32 tcp_flags;     /* OR of every TCP flags byte seen */
-};                           /* 48 bytes */
+	__u32 tcp_flags;         /* OR of every TCP flags byte seen */
+};                               /* 48 bytes */
 
 struct knp_iface_key {
 	__u32 ifindex;
@@ -130,10 +136,12 @@ struct knp_global_counters {
 	__u64 c[KNP_CNT_MAX];
 };                           /* 64 bytes */
 
-/* Per-CPU scratch state. Never read by user space except in tests. */
+/* Per-CPU state. */
 struct knp_cpu_state {
-	__u64 sample_tick;   /* packets since the last sampled packet event */
-	__u64 sec_seq;       /* last security event sequence number on this CPU */
+	__u64 sample_tick;    /* packets since the last sampled packet event */
+	__u64 sec_seq;        /* last security event sequence number on this CPU */
+	__u64 anchor_ns;      /* coarse CLOCK_MONOTONIC and jiffies, read together */
+	__u64 anchor_jiffies; /* at the last flow insert on this CPU (see above) */
 };
 
 /* A sampled packet, sent on the packet-event ring buffer. */

@@ -395,25 +395,42 @@ static __always_inline int parse_frame(void *data, void *data_end, __u32 frame_l
 	return KNP_OUTCOME_NON_IP;
 }
 
-static __always_inline void account_flow(struct parsed *p, __u64 now)
+static __always_inline struct knp_cpu_state *cpu_state(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&knp_cpu_state, &zero);
+}
+
+/* `jiffies` is bpf_jiffies64(), read once per packet by the caller. */
+static __always_inline void account_flow(struct parsed *p, __u64 jiffies)
 {
 	struct knp_flow_value *v = bpf_map_lookup_elem(&knp_flows, &p->key);
 	__u8 f = p->tcp_flags;
 
 	if (!v) {
+		/* The rare path reads the clock: for first_seen, and to refresh
+		 * this CPU's jiffies anchor. */
+		__u64 now = bpf_ktime_get_coarse_ns();
+		struct knp_cpu_state *st = cpu_state();
 		/* Other CPUs' copies of a new entry start at zero. */
 		struct knp_flow_value nv = {
 			.packets = 1,
 			.bytes = p->ip_len,
 			.first_seen_ns = now,
-			.last_seen_ns = now,
+			.last_seen_jiffies = jiffies,
 			.syn_count = !!(f & TCP_SYN),
 			.fin_count = !!(f & TCP_FIN),
 			.rst_count = !!(f & TCP_RST),
 			.tcp_flags = f,
 		};
-		long err = bpf_map_update_elem(&knp_flows, &p->key, &nv, BPF_NOEXIST);
+		long err;
 
+		if (st) {
+			st->anchor_ns = now;
+			st->anchor_jiffies = jiffies;
+		}
+		err = bpf_map_update_elem(&knp_flows, &p->key, &nv, BPF_NOEXIST);
 		if (!err) {
 			count_global(KNP_CNT_FLOW_INSERTED);
 			return;
@@ -428,23 +445,16 @@ static __always_inline void account_flow(struct parsed *p, __u64 now)
 	}
 	/* This CPU's copy: no other CPU writes it, so plain adds are exact. */
 	if (!v->first_seen_ns)
-		v->first_seen_ns = now;
+		v->first_seen_ns = bpf_ktime_get_coarse_ns();
 	v->packets++;
 	v->bytes += p->ip_len;
-	v->last_seen_ns = now;
+	v->last_seen_jiffies = jiffies;
 	if (!p->is_tcp)
 		return;
 	v->tcp_flags |= f;
 	v->syn_count += !!(f & TCP_SYN);
 	v->fin_count += !!(f & TCP_FIN);
 	v->rst_count += !!(f & TCP_RST);
-}
-
-static __always_inline struct knp_cpu_state *cpu_state(void)
-{
-	__u32 zero = 0;
-
-	return bpf_map_lookup_elem(&knp_cpu_state, &zero);
 }
 
 static __always_inline void emit_packet_event(struct parsed *p, __u32 frame_len, __u8 hook)
@@ -565,7 +575,7 @@ static __always_inline int handle_skb(struct __sk_buff *skb, __u8 hook, __u8 dir
 
 	p.key.ifindex = skb->ifindex;
 	p.key.direction = direction;
-	account_flow(&p, bpf_ktime_get_coarse_ns());
+	account_flow(&p, bpf_jiffies64());
 	emit_packet_event(&p, skb->len, hook);
 	detect_tcp_flags(&p, hook);
 	/* TC_ACT_UNSPEC is TCX_NEXT: let the next program (or the stack) decide. */

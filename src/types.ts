@@ -35,10 +35,9 @@ export interface FlowStats {
   packets: number;
   /** IP header plus payload, as IPFIX octetDeltaCount counts them. */
   bytes: number;
+  /** First and last packet, to the kernel tick (1-10 ms). */
   firstSeen: Date;
   lastSeen: Date;
-  /** Kernel CLOCK_MONOTONIC nanoseconds (coarse) of the last packet. */
-  lastSeenNs: bigint;
   /** Names of every TCP flag seen on the flow, e.g. ['SYN', 'ACK'] (shared, frozen). */
   tcpFlags: readonly string[];
   synCount: number;

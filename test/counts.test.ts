@@ -79,6 +79,24 @@ describe('exact counts on a two-pod node', () => {
     });
   }
 
+  test('first and last seen follow the packets, to the kernel tick', async () => {
+    const send = () => net.traffic(a, ['udp-send', b.ipv4, '5090', '5', '10', '40090']);
+    const t0 = Date.now();
+    send();
+    const t1 = Date.now();
+    await sleep(1500);
+    const t2 = Date.now();
+    send();
+    const t3 = Date.now();
+    await sleep(50);
+    const f = udpFlow(mon.getFlowStats(), a.ipv4, b.ipv4, 40090, 5090, ifA, 'ingress')[0];
+    assert.ok(f, 'the flow is there');
+    assert.equal(f.packets, 10);
+    const tick = 10; // ms: one jiffy at HZ=100, the coarsest
+    assert.ok(f.firstSeen.getTime() >= t0 - tick && f.firstSeen.getTime() <= t1 + tick, `firstSeen ${f.firstSeen.toISOString()} within the first send`);
+    assert.ok(f.lastSeen.getTime() >= t2 - tick && f.lastSeen.getTime() <= t3 + tick, `lastSeen ${f.lastSeen.toISOString()} within the second send [${new Date(t2).toISOString()}, ${new Date(t3).toISOString()}]`);
+  });
+
   test('ICMP echo gives exactly its count, requests and replies apart', async () => {
     const N = 25;
     net.exec(a, 'ping', ['-c', String(N), '-i', '0.01', '-W', '2', '-q', b.ipv4]);

@@ -7,7 +7,7 @@
  *
  *   stage_parse    pull check + parse_frame()
  *   stage_iface    + count_iface()            (per-interface counters)
- *   stage_clock    + bpf_ktime_get_coarse_ns()
+ *   stage_clock    + bpf_jiffies64()          (the per-packet timestamp)
  *   stage_lookup   + the flow table lookup only (no update)
  *   stage_flow     + account_flow()           (lookup and per-CPU update)
  *   tc_ingress     + events and detection     (the monitor's program)
@@ -39,7 +39,7 @@ static __always_inline int stage(struct __sk_buff *skb, int upto)
 		return TC_ACT_UNSPEC;
 	p.key.ifindex = skb->ifindex;
 	p.key.direction = KNP_DIR_INGRESS;
-	now = bpf_ktime_get_coarse_ns();
+	now = bpf_jiffies64();
 	if (upto < 3)
 		return now ? TC_ACT_UNSPEC : TC_ACT_OK;
 	if (upto < 4)

@@ -70,11 +70,10 @@ export function decodeFlowKey(v: DataView, off: number): FlowKey {
 export interface RawFlowValue {
   packets: number;
   bytes: number;
-  /** CLOCK_MONOTONIC in ms (Number: exact to well below a microsecond). */
+  /** CLOCK_MONOTONIC (coarse) of the first packet, in ms; 0 when none. */
   firstSeenMs: number;
-  lastSeenMs: number;
-  firstSeenNs: bigint;
-  lastSeenNs: bigint;
+  /** jiffies of the last packet (exact as a Number). */
+  lastSeenJiffies: number;
   synCount: number;
   finCount: number;
   rstCount: number;
@@ -86,38 +85,31 @@ const TWO32 = 4294967296;
 /**
  * Merges the per-CPU copies of one flow value (`cpus` values of
  * FLOW_VALUE.size bytes from `off`): counts add up, flags OR, first seen is
- * the earliest of copies that saw packets, last seen the latest. Counts are
- * read as two 32-bit halves into Numbers (exact below 2^53): BigInt per
- * field per CPU is what made reading 100k flows slow.
+ * the earliest of copies that saw packets, last seen the latest. 64-bit
+ * fields are read as two 32-bit halves into Numbers (exact below 2^53):
+ * BigInt per field per CPU is what made reading 100k flows slow.
  */
 export function decodeFlowValuePerCpu(v: DataView, off: number, cpus: number): RawFlowValue {
   const o = FLOW_VALUE.offsets;
+  const u64 = (at: number): number => v.getUint32(at, true) + v.getUint32(at + 4, true) * TWO32;
   let packets = 0;
   let bytes = 0;
-  let firstAt = -1;
   let first = Number.POSITIVE_INFINITY;
-  let lastAt = -1;
-  let last = -1;
+  let last = 0;
   let syn = 0;
   let fin = 0;
   let rst = 0;
   let flags = 0;
   for (let c = 0; c < cpus; c++) {
     const b = off + c * FLOW_VALUE.size;
-    const p = v.getUint32(b + o.packets, true) + v.getUint32(b + o.packets + 4, true) * TWO32;
+    const p = u64(b + o.packets);
     if (p === 0) continue;
     packets += p;
-    bytes += v.getUint32(b + o.bytes, true) + v.getUint32(b + o.bytes + 4, true) * TWO32;
-    const f = v.getUint32(b + o.first_seen_ns + 4, true) * TWO32 + v.getUint32(b + o.first_seen_ns, true);
-    if (f !== 0 && f < first) {
-      first = f;
-      firstAt = b;
-    }
-    const l = v.getUint32(b + o.last_seen_ns + 4, true) * TWO32 + v.getUint32(b + o.last_seen_ns, true);
-    if (l > last) {
-      last = l;
-      lastAt = b;
-    }
+    bytes += u64(b + o.bytes);
+    const f = u64(b + o.first_seen_ns);
+    if (f !== 0 && f < first) first = f;
+    const l = u64(b + o.last_seen_jiffies);
+    if (l > last) last = l;
     syn += v.getUint32(b + o.syn_count, true);
     fin += v.getUint32(b + o.fin_count, true);
     rst += v.getUint32(b + o.rst_count, true);
@@ -126,11 +118,8 @@ export function decodeFlowValuePerCpu(v: DataView, off: number, cpus: number): R
   return {
     packets,
     bytes,
-    firstSeenMs: firstAt < 0 ? 0 : first / 1e6,
-    lastSeenMs: lastAt < 0 ? 0 : last / 1e6,
-    // Exact values, read once from the copy that won.
-    firstSeenNs: firstAt < 0 ? 0n : v.getBigUint64(firstAt + o.first_seen_ns, true),
-    lastSeenNs: lastAt < 0 ? 0n : v.getBigUint64(lastAt + o.last_seen_ns, true),
+    firstSeenMs: first === Number.POSITIVE_INFINITY ? 0 : first / 1e6,
+    lastSeenJiffies: last,
     synCount: syn,
     finCount: fin,
     rstCount: rst,

@@ -30,7 +30,7 @@ export const FLOW_VALUE = layout('knp_flow_value', 48, {
   packets: 0,
   bytes: 8,
   first_seen_ns: 16,
-  last_seen_ns: 24,
+  last_seen_jiffies: 24,
   syn_count: 32,
   fin_count: 36,
   rst_count: 40,
@@ -45,7 +45,7 @@ export const IFACE_SLOT = layout('knp_iface_slot', 72, { ifindex: 0, hook: 4, c:
 
 export const GLOBAL_COUNTERS = layout('knp_global_counters', 64, { c: 0 });
 
-export const CPU_STATE = layout('knp_cpu_state', 16, { sample_tick: 0, sec_seq: 8 });
+export const CPU_STATE = layout('knp_cpu_state', 32, { sample_tick: 0, sec_seq: 8, anchor_ns: 16, anchor_jiffies: 24 });
 
 export const PACKET_INFO = layout('knp_packet_info', 64, {
   timestamp_ns: 0,

@@ -90,6 +90,7 @@ export const libc = {
   if_indextoname: c.func('void *if_indextoname(uint32_t index, void *buf)'),
   vsnprintf: c.func('int vsnprintf(void *buf, size_t size, const char *fmt, void *args)'),
   getpagesize: c.func('int getpagesize()'),
+  clock_getres: c.func('int clock_getres(int clk, void *ts)'),
 };
 
 export const MAP_FAILED = (1n << 64n) - 1n;

@@ -35,7 +35,7 @@ import type { Attachment, AttachMode } from '../attach/attachment.js';
 import { interfaceIndex, isPhysical, validateInterfaceName } from '../netif.js';
 import { InterfaceNames } from './interface-names.js';
 import { builtinObjectPath } from '../paths.js';
-import { MonotonicClock } from './clock.js';
+import { MonotonicClock, type JiffiesAnchor } from './clock.js';
 import { EventQueue } from './event-queue.js';
 import type {
   FlowStats,
@@ -532,6 +532,18 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
     return [...byKey.values()];
   }
 
+  /** The newest (coarse ns, jiffies) pair the kernel wrote at a flow insert, over all CPUs. */
+  private jiffiesAnchor(): JiffiesAnchor {
+    const v = this.collection().map(MAP.cpuState).lookup(new Uint8Array(4));
+    const stride = CPU_STATE.size;
+    let best: JiffiesAnchor = { ns: 0, jiffies: 0 };
+    for (let cpu = 0, n = possibleCpus(); v && cpu < n; cpu++) {
+      const ns = Number(v.readBigUInt64LE(cpu * stride + CPU_STATE.offsets.anchor_ns));
+      if (ns > best.ns) best = { ns, jiffies: Number(v.readBigUInt64LE(cpu * stride + CPU_STATE.offsets.anchor_jiffies)) };
+    }
+    return best;
+  }
+
   /** Every flow in the kernel table, decoded. */
   getFlowStats(): FlowStats[] {
     const dump = this.collection().map(MAP.flows).dump();
@@ -540,6 +552,7 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
     const out: FlowStats[] = new Array(dump.count);
     const cpus = possibleCpus();
     const now = Date.now();
+    const anchor = this.jiffiesAnchor();
     for (let i = 0; i < dump.count; i++) {
       const key = decodeFlowKey(kv, i * FLOW_KEY.size);
       const v = decodeFlowValuePerCpu(vv, i * dump.valueStride, cpus);
@@ -549,8 +562,7 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
         packets: v.packets,
         bytes: v.bytes,
         firstSeen: this.clock.toDateMs(v.firstSeenMs),
-        lastSeen: this.clock.toDateMs(v.lastSeenMs),
-        lastSeenNs: v.lastSeenNs,
+        lastSeen: this.clock.toDateMs(this.clock.jiffiesToMonoMs(v.lastSeenJiffies, anchor)),
         tcpFlags: tcpFlagNamesCached(v.tcpFlags),
         synCount: v.synCount,
         finCount: v.finCount,

@@ -10,6 +10,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../src/paths.js';
+import { TCP, ethernet, ipv4, ipv6, mac, tcp, udp } from '../tools/frames.js';
 
 export interface Summary {
   median: number;
@@ -114,6 +115,7 @@ export function envInt(name: string, dflt: number): number {
 
 // ---- Frames -----------------------------------------------------------------
 
+
 export type FrameKind = 'ipv4-udp' | 'ipv4-tcp-ack' | 'ipv6-udp' | 'ipv6-tcp-ack';
 
 export interface Frame {
@@ -122,59 +124,23 @@ export interface Frame {
   bytes: Uint8Array;
 }
 
-const IPPROTO_TCP = 6;
-const IPPROTO_UDP = 17;
-
 /**
- * An Ethernet frame of `total` bytes with consistent IP lengths, so the
- * kernel parser takes its "parsed" path (checksums are not checked).
- * TCP frames carry only ACK, which raises no security event.
+ * An Ethernet frame of `total` bytes (tools/frames.ts, with valid lengths
+ * and checksums), so the kernel parser takes its "parsed" path. TCP frames
+ * carry only ACK, which raises no security event. Addresses: 198.18.0.1 ->
+ * 198.18.0.2 (RFC 2544) and fd00::1 -> fd00::2.
  */
 export function buildFrame(kind: FrameKind, total: number, sport = 40000, dport = 5201): Frame {
   const v6 = kind.startsWith('ipv6');
-  const tcp = kind.endsWith('tcp-ack');
-  const l3 = v6 ? 40 : 20;
-  const l4 = tcp ? 20 : 8;
-  if (total < 14 + l3 + l4) throw new RangeError(`${kind}: ${total} bytes is shorter than its headers`);
-  const b = new Uint8Array(total);
-  const v = new DataView(b.buffer);
-  // Ethernet: locally administered MACs.
-  b.set([0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01], 0);
-  v.setUint16(12, v6 ? 0x86dd : 0x0800);
-  const ip = 14;
-  const ipLen = total - 14;
-  if (v6) {
-    v.setUint32(ip, 0x60000000);
-    v.setUint16(ip + 4, ipLen - 40); // payload length
-    b[ip + 6] = tcp ? IPPROTO_TCP : IPPROTO_UDP;
-    b[ip + 7] = 64;
-    // fd00::1 -> fd00::2 (ULA, as the tests use)
-    b[ip + 8] = 0xfd;
-    b[ip + 23] = 1;
-    b[ip + 24] = 0xfd;
-    b[ip + 39] = 2;
-  } else {
-    b[ip] = 0x45;
-    v.setUint16(ip + 2, ipLen);
-    b[ip + 8] = 64;
-    b[ip + 9] = tcp ? IPPROTO_TCP : IPPROTO_UDP;
-    // 198.18.0.1 -> 198.18.0.2 (RFC 2544 benchmarking range)
-    b.set([198, 18, 0, 1, 198, 18, 0, 2], ip + 12);
-  }
-  const l4at = ip + l3;
-  v.setUint16(l4at, sport);
-  v.setUint16(l4at + 2, dport);
-  if (tcp) {
-    v.setUint32(l4at + 4, 1); // seq
-    v.setUint32(l4at + 8, 1); // ack
-    b[l4at + 12] = 5 << 4; // doff 5
-    b[l4at + 13] = 0x10; // ACK
-    v.setUint16(l4at + 14, 65535);
-  } else {
-    v.setUint16(l4at + 4, total - l4at); // UDP length
-  }
-  const label = `${v6 ? 'IPv6' : 'IPv4'} ${tcp ? 'TCP ACK' : 'UDP'} ${total} B`;
-  return { kind, label, bytes: b };
+  const isTcp = kind.endsWith('tcp-ack');
+  const headers = 14 + (v6 ? 40 : 20) + (isTcp ? 20 : 8);
+  if (total < headers) throw new RangeError(`${kind}: ${total} bytes is shorter than its headers`);
+  const payload = Buffer.alloc(total - headers);
+  const l4 = isTcp ? tcp(sport, dport, TCP.ACK, payload) : udp(sport, dport, payload);
+  const l3 = v6 ? ipv6('fd00::1', 'fd00::2', l4) : ipv4('198.18.0.1', '198.18.0.2', l4);
+  const bytes = ethernet(mac('02:00:00:00:00:02'), mac('02:00:00:00:00:01'), l3);
+  const label = `${v6 ? 'IPv6' : 'IPv4'} ${isTcp ? 'TCP ACK' : 'UDP'} ${total} B`;
+  return { kind, label, bytes: new Uint8Array(bytes) };
 }
 
 /** The frames bench/prog-cost.ts measures: 64 B for IPv4, 80 B for IPv6. */

@@ -552,21 +552,27 @@ static __always_inline void detect_tcp_flags(struct parsed *p, __u8 hook)
 	count_global(KNP_CNT_SEC_EVENTS_SENT);
 }
 
-static __always_inline int handle_skb(struct __sk_buff *skb, __u8 hook, __u8 direction)
+/* Headers outside the linear area would read as truncated: pull them in
+ * first. Rare on veth and physical NICs; cheap to check. Packet pointers
+ * taken before this call are invalid after it. */
+static __always_inline void tc_pull_headers(struct __sk_buff *skb)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
+
+	if (data + TC_PULL_LEN > data_end && skb->len > data_end - data)
+		bpf_skb_pull_data(skb, skb->len < TC_PULL_LEN ? skb->len : TC_PULL_LEN);
+}
+
+static __always_inline int handle_skb(struct __sk_buff *skb, __u8 hook, __u8 direction)
+{
+	void *data, *data_end;
 	struct parsed p;
 	int outcome;
 
-	/* Headers outside the linear area would read as truncated: pull them in
-	 * first. Rare on veth and physical NICs; cheap to check. */
-	if (data + TC_PULL_LEN > data_end && skb->len > data_end - data) {
-		bpf_skb_pull_data(skb, skb->len < TC_PULL_LEN ? skb->len : TC_PULL_LEN);
-		data = (void *)(long)skb->data;
-		data_end = (void *)(long)skb->data_end;
-	}
-
+	tc_pull_headers(skb);
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
 	__builtin_memset(&p, 0, sizeof(p));
 	outcome = parse_frame(data, data_end, skb->len, &p);
 	count_iface(skb->ifindex, hook, outcome, skb->len);

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { NetworkMonitor, type FlowStats } from 'kubenetprobe';
 import { TestNet, type Pod } from './helpers/testnet.js';
 import { sleep } from './helpers/attached.js';
-import { ethernet, ipv4, mac, udp } from './helpers/frames.js';
+import { ethernet, ipv4, mac, udp } from '../tools/frames.js';
 
 function udpFlow(flows: FlowStats[], src: string, dst: string, sport: number, dport: number, ifindex: number, direction: 'ingress' | 'egress'): FlowStats[] {
   return flows.filter(

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { NetworkMonitor, type LostEvents, type MonitorEvent, type PacketInfo, type SecurityEvent } from 'kubenetprobe';
 import { TestNet } from './helpers/testnet.js';
 import { sleep, waitFor } from './helpers/attached.js';
-import { TCP, ethernet, ipv4, ipv6, mac, tcp } from './helpers/frames.js';
+import { TCP, ethernet, ipv4, ipv6, mac, tcp } from '../tools/frames.js';
 
 /** Everything the iterator yields until it has been idle for `idleMs`; then ends it. */
 async function collect(it: AsyncIterableIterator<MonitorEvent>, idleMs: number): Promise<MonitorEvent[]> {

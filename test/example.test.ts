@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { TestNet } from './helpers/testnet.js';
 import { attachedTo, nothingAttached, sleep, waitFor } from './helpers/attached.js';
-import { TCP, ethernet, ipv4, mac, tcp } from './helpers/frames.js';
+import { TCP, ethernet, ipv4, mac, tcp } from '../tools/frames.js';
 
 const EXAMPLE = fileURLToPath(new URL('../examples/network-monitor.js', import.meta.url));
 

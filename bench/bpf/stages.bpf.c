@@ -19,17 +19,14 @@
 
 static __always_inline int stage(struct __sk_buff *skb, int upto)
 {
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
+	void *data, *data_end;
 	struct parsed p;
 	int outcome;
 	__u64 now = 0;
 
-	if (data + TC_PULL_LEN > data_end && skb->len > data_end - data) {
-		bpf_skb_pull_data(skb, skb->len < TC_PULL_LEN ? skb->len : TC_PULL_LEN);
-		data = (void *)(long)skb->data;
-		data_end = (void *)(long)skb->data_end;
-	}
+	tc_pull_headers(skb);
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
 	__builtin_memset(&p, 0, sizeof(p));
 	outcome = parse_frame(data, data_end, skb->len, &p);
 	if (upto < 1)

@@ -210,7 +210,7 @@ function oursConsumer(mon: NetworkMonitor, mode: 'poll' | 'spin'): Consumer {
         count++;
       });
       if (mode === 'poll') {
-        reader.start(map, BUDGET, onError);
+        reader.start(BUDGET, onError);
         return;
       }
       spinning = true;

@@ -28,6 +28,7 @@ export type RecordHandler = (view: DataView, offset: number, length: number) => 
 
 export class RingBufferReader {
   readonly name: string;
+  private readonly fd: number;
   private readonly size: number;
   private readonly mask: number;
   private consumerPtr: Ptr | null;
@@ -47,6 +48,7 @@ export class RingBufferReader {
     private readonly onRecord: RecordHandler,
   ) {
     this.name = map.name;
+    this.fd = map.fd;
     this.size = map.maxEntries;
     this.mask = this.size - 1;
     const c = libc.mmap(null, pageSize, PROT_READ | PROT_WRITE, MAP_SHARED, map.fd, 0) as Ptr;
@@ -109,7 +111,7 @@ export class RingBufferReader {
    * Starts reading whenever the kernel signals data (epoll on the map fd),
    * `budget` records per event-loop turn; the rest waits for the next turn.
    */
-  start(map: BpfMap, budget = 65536, onError?: (err: unknown) => void): void {
+  start(budget = 65536, onError?: (err: unknown) => void): void {
     if (this.producerPtr === null) throw new ClosedError(`ring buffer ${this.name}`);
     if (this.poller) return;
     const turn = (): void => {
@@ -125,7 +127,7 @@ export class RingBufferReader {
         setImmediate(turn);
       }
     };
-    this.poller = koffi.node.poll(map.fd, { readable: true }, () => {
+    this.poller = koffi.node.poll(this.fd, { readable: true }, () => {
       if (!this.scheduled) {
         this.scheduled = true;
         setImmediate(turn);

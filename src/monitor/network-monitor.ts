@@ -12,6 +12,7 @@ import { EventEmitter } from 'node:events';
 import {
   ALL_LAYOUTS,
   COUNTER,
+  COUNTER_SLOTS,
   CPU_STATE,
   FLOW_KEY,
   GLOBAL_COUNTERS,
@@ -25,7 +26,7 @@ import { decodeFlowKey, decodeFlowValuePerCpu, decodePacketInfo, decodeSecurityE
 import { AlreadyAttachedError, ClosedError, InvalidArgumentError, ObjectFileError, PermissionError } from '../errors.js';
 import { LoadInterruptedError, ObjectSpec, type Collection } from '../loader/object.js';
 import { RingBufferReader, pageSize } from '../loader/ringbuf.js';
-import { possibleCpus, type BpfMap } from '../loader/map.js';
+import { possibleCpus, sumPerCpuU64, type BpfMap } from '../loader/map.js';
 import { kernelFeatures } from '../loader/features.js';
 import { missingCapabilities } from '../loader/capabilities.js';
 import { attachXdp, type XdpMode } from '../attach/xdp.js';
@@ -158,7 +159,6 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
   private readonly lastSeq: bigint[] = [];
   private readonly lost = { packet: 0, security: 0, consumer: 0 };
   private securityGaps = 0;
-  private flowsDeleted = 0;
   private closing: Promise<void> | null = null;
   private readonly queues = new Set<EventQueue<MonitorEvent>>();
 
@@ -316,7 +316,7 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
       const map = coll.map(ring.map);
       const reader = new RingBufferReader(map, ring.handle);
       this.readers.push(reader);
-      reader.start(map, budget, onError);
+      reader.start(budget, onError);
     }
     this.lossTimer = setInterval(() => this.checkKernelLoss(), options.lossCheckIntervalMs ?? 1000);
     this.lossTimer.unref();
@@ -445,16 +445,12 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
     return this.names.get(ifindex);
   }
 
+  /** enum knp_counter slots, summed over CPUs. */
   private globalCounters(): number[] {
-    const map = this.collection().map(MAP.global);
-    const v = map.lookup(new Uint8Array(4));
-    const out = new Array<number>(8).fill(0);
-    if (!v) return out;
-    const stride = Math.ceil(GLOBAL_COUNTERS.size / 8) * 8;
-    for (let cpu = 0, n = possibleCpus(); cpu < n; cpu++) {
-      for (let i = 0; i < out.length; i++) out[i]! += Number(v.readBigUInt64LE(cpu * stride + GLOBAL_COUNTERS.offsets.c + i * 8));
-    }
-    return out;
+    const v = this.collection().map(MAP.global).lookup(new Uint8Array(4));
+    return Array.from({ length: COUNTER_SLOTS }, (_, i) =>
+      v ? Number(sumPerCpuU64(v, 0, GLOBAL_COUNTERS.size, GLOBAL_COUNTERS.offsets.c + i * 8)) : 0,
+    );
   }
 
   /** Per-interface counters by hook and outcome, totals, flow table fill and event loss. */
@@ -478,7 +474,8 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
       egress: sum('tc-egress'),
       xdp: sum('xdp'),
       flowTable: {
-        entries: g[COUNTER.flowInserted]! - this.flowsDeleted,
+        // Only user space deletes flows, and nothing does yet: every insert is an entry.
+        entries: g[COUNTER.flowInserted]!,
         capacity: this.options.flowTableCapacity,
         insertFailed: g[COUNTER.flowInsertFailed]!,
       },

@@ -5,7 +5,7 @@
  */
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { isNull, libbpf, viewOf, type Ptr } from '../ffi/native.js';
-import { ClosedError, InvalidArgumentError, KubeNetProbeError, ObjectFileError, PermissionError, SystemError, VerifierError } from '../errors.js';
+import { ClosedError, InvalidArgumentError, KubeNetProbeError, ObjectFileError, PermissionError, SystemError, VerifierError, errnoName } from '../errors.js';
 import { datasecVars, structLayout, type StructLayout } from './btf.js';
 import { withLibbpfLog } from './libbpf-log.js';
 import { BpfMap, MapType, type MapInfo } from './map.js';
@@ -14,6 +14,7 @@ import { assertKernelSupported } from './features.js';
 
 const EPERM = 1;
 const EAGAIN = 11;
+const EINVAL = 22;
 const EACCES = 13;
 const LIBBPF_ERRNO__VERIFY = 4008;
 const LIBBPF_ERRNO__LOAD = 4007;
@@ -184,9 +185,12 @@ export class ObjectSpec {
       // timers); libbpf's own retries were not enough. Not a verifier verdict.
       if (errno === EAGAIN) throw new LoadInterruptedError(this.path);
       if ((errno === EPERM || errno === EACCES) && !/processed \d+ insns/.test(log)) {
-        throw new PermissionError(`load ${this.path}`, missingCapabilities(['CAP_BPF', 'CAP_PERFMON', 'CAP_NET_ADMIN']).concat(), log);
+        // The capabilities were checked above, so something else said no.
+        throw new KubeNetProbeError('PERMISSION_DENIED', `load ${this.path}: the kernel refused (${errnoName(errno)}) although CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN are held`, {
+          hint: 'look for kernel lockdown (/sys/kernel/security/lockdown), a seccomp profile that blocks bpf(2) (container runtimes), or an LSM policy',
+        });
       }
-      if (errno === LIBBPF_ERRNO__VERIFY || errno === LIBBPF_ERRNO__LOAD || errno === EACCES || errno === 22 || /BEGIN PROG LOAD LOG/.test(log)) {
+      if (errno === LIBBPF_ERRNO__VERIFY || errno === LIBBPF_ERRNO__LOAD || errno === EACCES || errno === EINVAL || /BEGIN PROG LOAD LOG/.test(log)) {
         throw new VerifierError(this.path, errno, log);
       }
       throw new KubeNetProbeError('OBJECT_FILE', `load ${this.path}: errno ${errno}\n${log.trim().split('\n').slice(-10).join('\n')}`);

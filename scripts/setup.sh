@@ -11,6 +11,8 @@ command -v clang >/dev/null || need_apt+=(clang llvm)
 [[ -e /usr/lib/x86_64-linux-gnu/libbpf.so.1 || -e /usr/lib/aarch64-linux-gnu/libbpf.so.1 ]] || need_apt+=(libbpf1)
 command -v bpftool >/dev/null || need_apt+=(bpftool)
 command -v ip >/dev/null || need_apt+=(iproute2)
+command -v sysctl >/dev/null || need_apt+=(procps)
+command -v setpriv >/dev/null || need_apt+=(util-linux)
 # Test and benchmark tools: packet crafting, ping, traffic.
 command -v hping3 >/dev/null || need_apt+=(hping3)
 command -v ping >/dev/null || need_apt+=(iputils-ping)

@@ -180,7 +180,7 @@ static __always_inline void count_iface(__u32 ifindex, __u32 hook, int outcome, 
 	if (!c) {
 		struct knp_iface_counters zero = {};
 
-		/* First frame on this interface and hook: create the slot. Per-CPU
+		/* First frame on this interface and hook: create the entry. Per-CPU
 		 * values of other CPUs start at zero. */
 		if (bpf_map_update_elem(&knp_iface_stats, &k, &zero, BPF_NOEXIST) &&
 		    !bpf_map_lookup_elem(&knp_iface_stats, &k)) {

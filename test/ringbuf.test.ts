@@ -94,3 +94,47 @@ test('a slow events() consumer loses events beyond its limit, and they are count
     await mon.close();
   }
 });
+
+test('a listener that throws gets each event once; the error is reported and reading goes on', async () => {
+  const mon = await NetworkMonitor.create({ packetSampleRate: 1 });
+  const runner = new TestRunner(mon.programFd('tc_ingress'));
+  try {
+    const ports: number[] = [];
+    const errors: Error[] = [];
+    mon.on('error', (e) => errors.push(e));
+    mon.on('packet', (p) => {
+      ports.push(p.key.srcPort);
+      if (p.key.srcPort === 1111) throw new Error('listener bug');
+    });
+    mon.startEventProcessing();
+    for (const port of [1111, 2222, 3333]) runner.runOrThrow(frameFor(port));
+    const deadline = Date.now() + 5000;
+    while (ports.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(ports, [1111, 2222, 3333], 'no event delivered twice, none skipped');
+    assert.equal(errors.length, 1);
+    assert.match(errors[0]!.message, /listener bug/);
+  } finally {
+    runner.close();
+    await mon.close();
+  }
+});
+
+test('close() from inside a listener closes once and stops delivery', async () => {
+  const mon = await NetworkMonitor.create({ packetSampleRate: 1 });
+  const runner = new TestRunner(mon.programFd('tc_ingress'));
+  let calls = 0;
+  let closed: Promise<void> | undefined;
+  mon.on('packet', () => {
+    calls++;
+    closed = mon.close();
+  });
+  runner.runOrThrow(frameFor(4444), 10);
+  runner.close();
+  mon.startEventProcessing();
+  const deadline = Date.now() + 5000;
+  while (!closed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  await closed;
+  await mon.close();
+  assert.equal(calls, 1, 'the listener ran once; the other nine events were not delivered after close');
+});

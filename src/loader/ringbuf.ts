@@ -39,6 +39,7 @@ export class RingBufferReader {
   private view: DataView;
   private poller: { stop(): void; close(): void } | null = null;
   private scheduled = false;
+  private draining = false;
   private cons: number;
   /** Records consumed since creation (discarded ones excluded). */
   records = 0;
@@ -81,6 +82,10 @@ export class RingBufferReader {
    */
   drain(budget = Number.POSITIVE_INFINITY): number {
     if (this.producerPtr === null) throw new ClosedError(`ring buffer ${this.name}`);
+    // A handler that drains again (directly or through pollEvents) would
+    // re-read records this turn has not released yet.
+    if (this.draining) return 0;
+    this.draining = true;
     const prod = Number(Atomics.load(this.producerPos, 0));
     let cons = this.cons;
     let n = 0;
@@ -90,11 +95,15 @@ export class RingBufferReader {
         const len = Atomics.load(this.words, at >>> 2);
         if (len & BUSY) break;
         const size = len & ~(BUSY | DISCARD);
+        // Step past the record before handing it out: a handler that throws
+        // must not see it again. The space is released to the kernel only in
+        // `finally`, after the handler has read it.
+        cons += (size + HDR + 7) & ~7;
         if (!(len & DISCARD)) {
           n++;
           this.onRecord(this.view, at + HDR, size);
+          if (this.producerPtr === null) break; // the handler closed us
         }
-        cons += (size + HDR + 7) & ~7;
       }
     } finally {
       if (cons !== this.cons) {
@@ -103,6 +112,7 @@ export class RingBufferReader {
         Atomics.store(this.consumerPos, 0, BigInt(cons));
       }
       this.records += n;
+      this.draining = false;
     }
     return n;
   }

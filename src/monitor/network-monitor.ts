@@ -312,11 +312,17 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
     const onError = (err: unknown): void => {
       this.emit('error', err instanceof Error ? err : new Error(String(err)));
     };
-    for (const ring of this.eventRings()) {
-      const map = coll.map(ring.map);
-      const reader = new RingBufferReader(map, ring.handle);
-      this.readers.push(reader);
-      reader.start(budget, onError);
+    try {
+      for (const ring of this.eventRings()) {
+        const reader = new RingBufferReader(coll.map(ring.map), ring.handle);
+        this.readers.push(reader);
+        reader.start(budget, onError);
+      }
+    } catch (err) {
+      // All or nothing: a later call must be able to try again.
+      for (const r of this.readers) r.close();
+      this.readers = [];
+      throw err;
     }
     this.lossTimer = setInterval(() => this.checkKernelLoss(), options.lossCheckIntervalMs ?? 1000);
     this.lossTimer.unref();
@@ -579,26 +585,34 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
     return this.collection().program(name).fd;
   }
 
-  /** Detaches everything, stops event processing and unloads. Safe to call twice. */
+  /**
+   * Detaches everything, stops event processing and unloads. Safe to call
+   * twice, and from inside an event listener (later calls get the same promise).
+   */
   close(): Promise<void> {
-    this.closing ??= (async () => {
-      if (this.lossTimer) clearInterval(this.lossTimer);
-      this.lossTimer = null;
-      for (const r of this.readers) {
-        try {
-          r.drain(); // deliver what the kernel already wrote
-        } catch {
-          /* closing anyway */
-        }
-        r.close();
+    if (this.closing) return this.closing;
+    this.closing = Promise.resolve();
+    const failures: unknown[] = [];
+    const step = (fn: () => void): void => {
+      try {
+        fn();
+      } catch (err) {
+        failures.push(err);
       }
-      this.readers = [];
-      for (const { attachments } of this.attached.values()) for (const a of attachments) a.close();
-      this.attached.clear();
-      for (const q of [...this.queues]) q.end();
-      this.coll?.close();
-      this.coll = null;
-    })();
+    };
+    if (this.lossTimer) clearInterval(this.lossTimer);
+    this.lossTimer = null;
+    // No more deliveries once close() is called; pollEvents() first if the
+    // last events matter.
+    for (const r of this.readers) step(() => r.close());
+    this.readers = [];
+    for (const { attachments } of this.attached.values()) for (const a of attachments) step(() => a.close());
+    this.attached.clear();
+    for (const q of [...this.queues]) q.end();
+    step(() => this.coll?.close());
+    this.coll = null;
+    // Everything else is released even if one step failed; report what failed.
+    for (const err of failures) if (this.listenerCount('error')) this.emit('error', err instanceof Error ? err : new Error(String(err)));
     return this.closing;
   }
 

@@ -184,6 +184,32 @@ describe('object files', () => {
   });
 });
 
+test('a verifier log far over 64 KiB reaches the error whole, with the verdict at its end', async () => {
+  // 1500 unrolled steps log ~1500 lines before the bad access at the end.
+  const src = join(dir, 'long.bpf.c');
+  writeFileSync(
+    src,
+    `#include "${join(packageRoot(), 'bpf', 'monitor.bpf.c')}"
+SEC("tc") int long_then_bad(struct __sk_buff *skb)
+{
+	__u64 x = skb->len;
+#pragma unroll
+	for (int i = 0; i < 1500; i++)
+		x = x * 3 + skb->mark;
+	return *(__u8 *)(long)(skb->data + (x & 7));
+}
+`,
+  );
+  clang(src, join(dir, 'long.bpf.o'));
+  await assert.rejects(NetworkMonitor.fromObjectFile(join(dir, 'long.bpf.o')), (err: unknown) => {
+    assert.ok(err instanceof VerifierError, `got ${String(err)}`);
+    assert.ok(err.log.length > 64 * 1024, `the log is long (${err.log.length} bytes)`);
+    assert.match(err.log, /invalid access to packet/);
+    assert.match(err.message, /invalid access to packet/, 'the verdict is among the lines the message shows');
+    return true;
+  });
+});
+
 describe('options and lifecycle', () => {
   test('bad options are named', async () => {
     await assert.rejects(NetworkMonitor.create({ packetEventRingBytes: 1000 }), /packetEventRingBytes must be a power of two of at least 4096 bytes, got 1000/);

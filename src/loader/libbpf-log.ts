@@ -11,7 +11,11 @@ const LEVEL_INFO = 1;
 
 let capture: string[] | null = null;
 let registered = false;
-const scratch = Buffer.alloc(64 * 1024);
+// libbpf prints a failed program's whole verifier log in one call, up to its
+// 16 MiB log buffer; the end of it (the error) is what matters most. Pages
+// of an unsafe allocation are only touched as far as a message reaches.
+const SCRATCH_BYTES = 16 << 20;
+let scratch: Buffer | undefined;
 
 function onPrint(level: number, fmt: string, args: unknown): number {
   if (capture === null) {
@@ -24,6 +28,7 @@ function onPrint(level: number, fmt: string, args: unknown): number {
 }
 
 function format(fmt: string, args: unknown): string {
+  scratch ??= Buffer.allocUnsafe(SCRATCH_BYTES);
   const n = libc.vsnprintf(scratch, scratch.length, fmt, args) as number;
   if (n < 0) return fmt;
   return scratch.toString('utf8', 0, Math.min(n, scratch.length - 1));

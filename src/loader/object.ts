@@ -184,13 +184,14 @@ export class ObjectSpec {
       // The verifier gives up when a signal is pending (profilers, busy
       // timers); libbpf's own retries were not enough. Not a verifier verdict.
       if (errno === EAGAIN) throw new LoadInterruptedError(this.path);
-      if ((errno === EPERM || errno === EACCES) && !/processed \d+ insns/.test(log)) {
+      const verifierSpoke = /BEGIN PROG LOAD LOG|processed \d+ insns/.test(log);
+      if ((errno === EPERM || errno === EACCES) && !verifierSpoke) {
         // The capabilities were checked above, so something else said no.
         throw new KubeNetProbeError('PERMISSION_DENIED', `load ${this.path}: the kernel refused (${errnoName(errno)}) although CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN are held`, {
           hint: 'look for kernel lockdown (/sys/kernel/security/lockdown), a seccomp profile that blocks bpf(2) (container runtimes), or an LSM policy',
         });
       }
-      if (errno === LIBBPF_ERRNO__VERIFY || errno === LIBBPF_ERRNO__LOAD || errno === EACCES || errno === EINVAL || /BEGIN PROG LOAD LOG/.test(log)) {
+      if (verifierSpoke || errno === LIBBPF_ERRNO__VERIFY || errno === LIBBPF_ERRNO__LOAD || errno === EACCES || errno === EINVAL) {
         throw new VerifierError(this.path, errno, log);
       }
       throw new KubeNetProbeError('OBJECT_FILE', `load ${this.path}: errno ${errno}\n${log.trim().split('\n').slice(-10).join('\n')}`);

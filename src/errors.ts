@@ -62,7 +62,7 @@ export class KernelUnsupportedError extends KubeNetProbeError {
   readonly feature: string;
   constructor(feature: string, detail: string) {
     super('KERNEL_UNSUPPORTED', `kernel lacks ${feature}: ${detail}`, {
-      hint: 'KubeNetProbe needs Linux 5.12 or later with BPF ring buffers and BTF; TCX needs 6.6',
+      hint: 'KubeNetProbe needs Linux 5.18 or later with BPF ring buffers and BTF; TCX needs 6.6',
     });
     this.feature = feature;
   }

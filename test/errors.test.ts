@@ -111,12 +111,12 @@ describe('privileges', () => {
 });
 
 describe('kernel', () => {
-  test('a kernel older than 5.12 is refused with the reason', () => {
+  test('a kernel older than 5.18 is refused with the reason', () => {
     const old = { ...kernelFeatures(), release: '5.4.0-old', version: [5, 4] as const };
     assert.throws(() => assertKernelSupported(old), (err: unknown) => {
       assert.ok(err instanceof KernelUnsupportedError);
-      assert.match(err.message, /kernel lacks BPF atomics and ring buffers: kernel 5\.4\.0-old is older than 5\.12/);
-      assert.match(err.message, /hint: KubeNetProbe needs Linux 5\.12 or later/);
+      assert.match(err.message, /kernel lacks the BPF features KubeNetProbe uses \(ring buffers, XDP multi-buffer\): kernel 5\.4\.0-old is older than 5\.18/);
+      assert.match(err.message, /hint: KubeNetProbe needs Linux 5\.18 or later/);
       return true;
     });
     assert.throws(() => assertKernelSupported({ ...kernelFeatures(), ringbuf: false }), /kernel lacks BPF ring buffers/);

@@ -1,6 +1,6 @@
 /**
  * XDP attach as a bpf_link, so the kernel detaches it if the process dies.
- * Every kernel we load on (>= 5.12) has XDP links, so there is no netlink
+ * Every kernel we load on (>= 5.18) has XDP links, so there is no netlink
  * fallback here.
  */
 import { AttachError, KernelUnsupportedError } from '../errors.js';

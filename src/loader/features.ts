@@ -25,8 +25,8 @@ export interface KernelFeatures {
   memcgAccounting: boolean;
 }
 
-/** The oldest kernel the programs load on (32-bit BPF atomics). */
-export const MIN_KERNEL: readonly [number, number] = [5, 12];
+/** The oldest kernel the programs load on: bpf_xdp_get_buff_len and XDP multi-buffer (xdp.frags) arrived in 5.18. */
+export const MIN_KERNEL: readonly [number, number] = [5, 18];
 
 let cached: KernelFeatures | undefined;
 
@@ -58,7 +58,7 @@ export function kernelFeatures(): KernelFeatures {
 /** Throws KernelUnsupportedError when the programs cannot load on this kernel. */
 export function assertKernelSupported(f: KernelFeatures = kernelFeatures()): void {
   if (!atLeast(f.version, MIN_KERNEL)) {
-    throw new KernelUnsupportedError('BPF atomics and ring buffers', `kernel ${f.release} is older than ${MIN_KERNEL.join('.')}`);
+    throw new KernelUnsupportedError('the BPF features KubeNetProbe uses (ring buffers, XDP multi-buffer)', `kernel ${f.release} is older than ${MIN_KERNEL.join('.')}`);
   }
   if (!f.ringbuf) throw new KernelUnsupportedError('BPF ring buffers', `kernel ${f.release} cannot create them (CONFIG_BPF_SYSCALL?)`);
 }

@@ -154,3 +154,35 @@ describe('leftovers after a crash', () => {
     });
   }
 });
+
+describe('clsact after a crash', () => {
+  test('a filter left by a killed process is replaced, not an EEXIST, and the new monitor counts', async () => {
+    const net = TestNet.create(2, { ipv6: false });
+    try {
+      const a = net.pod('a');
+      const b = net.pod('b');
+      const child = spawn(process.execPath, [HOLD, a.hostIf, 'off', 'clsact'], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      const exited = new Promise((r) => child.once('exit', r));
+      await waitFor('child to attach', () => out.includes('attached'), 20000);
+      child.kill('SIGKILL');
+      await exited;
+      assert.equal(attachedTo(a.hostIf).tcFilters, 2, 'clsact filters outlive their process (why links are preferred)');
+
+      const mon = await NetworkMonitor.create({ packetSampleRate: 0 });
+      try {
+        await mon.attachToInterface(a.hostIf, { tc: { mode: 'clsact' } });
+        assert.equal(attachedTo(a.hostIf).tcFilters, 2, 'ours replaced the stale ones');
+        net.traffic(a, ['udp-send', b.ipv4, '5502', '100', '20', '44002']);
+        await sleep(100);
+        assert.equal(mon.getFlowStats().find((f) => f.key.dstPort === 5502 && f.key.direction === 'ingress')?.packets, 100);
+      } finally {
+        await mon.close();
+      }
+      assert.equal(attachedTo(a.hostIf).tcFilters, 0);
+    } finally {
+      await net.close();
+    }
+  });
+});

@@ -119,6 +119,8 @@ describe('kernel', () => {
       assert.match(err.message, /hint: KubeNetProbe needs Linux 5\.18 or later/);
       return true;
     });
+    assert.throws(() => assertKernelSupported({ ...kernelFeatures(), release: '5.17.0', version: [5, 17] }), KernelUnsupportedError);
+    assert.doesNotThrow(() => assertKernelSupported({ ...kernelFeatures(), release: '5.18.0', version: [5, 18] }));
     assert.throws(() => assertKernelSupported({ ...kernelFeatures(), ringbuf: false }), /kernel lacks BPF ring buffers/);
   });
 

@@ -28,11 +28,14 @@ function hookStruct(ifindex: number, point: number): Buffer {
   return b;
 }
 
+const BPF_TC_F_REPLACE = 1;
+
 /** struct bpf_tc_opts: sz@0, prog_fd@8, flags@12, prog_id@16, handle@20, priority@24; 32 bytes. */
-function optsStruct(progFd: number, handle: number, priority: number): Buffer {
+function optsStruct(progFd: number, handle: number, priority: number, flags = 0): Buffer {
   const b = Buffer.alloc(32);
   b.writeBigUInt64LE(32n, 0);
   b.writeInt32LE(progFd, 8);
+  b.writeUInt32LE(flags, 12);
   b.writeUInt32LE(handle, 20);
   b.writeUInt32LE(priority, 24);
   return b;
@@ -94,10 +97,12 @@ function removeQdiscIfEmpty(ifindex: number): void {
 export function attachClsact(prog: BpfProgram, iface: string, ifindex: number, direction: TcDirection): Attachment {
   ensureClsact(iface, ifindex);
   const point = direction === 'ingress' ? BPF_TC_INGRESS : BPF_TC_EGRESS;
-  const rc = libbpf.bpf_tc_attach(hookStruct(ifindex, point), optsStruct(prog.fd, HANDLE, PRIORITY)) as number;
+  // REPLACE: a filter at our handle can only be ours, left by a process
+  // that died without detaching (clsact filters outlive their owner).
+  const rc = libbpf.bpf_tc_attach(hookStruct(ifindex, point), optsStruct(prog.fd, HANDLE, PRIORITY, BPF_TC_F_REPLACE)) as number;
   if (rc < 0) {
     removeQdiscIfEmpty(ifindex);
-    throw attachFailure(`tc ${direction} (clsact)`, iface, -rc, rc === -EEXIST ? `a filter with our handle is already on ${iface}` : undefined);
+    throw attachFailure(`tc ${direction} (clsact)`, iface, -rc);
   }
   return new ClsactAttachment(direction === 'ingress' ? 'tc-ingress' : 'tc-egress', iface, ifindex, point);
 }

@@ -51,6 +51,7 @@ enum knp_counter {
 	KNP_CNT_SEC_EVENTS_SENT = 4,
 	KNP_CNT_SEC_EVENTS_DROPPED = 5,  /* security ring full */
 	KNP_CNT_IFACE_TABLE_FULL = 6,    /* per-interface counter table full */
+	KNP_CNT_HEADERS_PULLED = 7,      /* TC frames whose headers had to be pulled into the linear area */
 	KNP_CNT_MAX = 8,
 };
 

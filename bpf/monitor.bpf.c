@@ -110,8 +110,8 @@ struct knp_iface_key *knp_abi_iface_key __attribute__((unused));
 
 /* At most this many IPv6 extension headers are skipped before giving up. */
 #define IPV6_MAX_EXT_HEADERS 6
-/* Bytes of headers TC wants in the linear area before it parses. */
-#define TC_PULL_LEN 128
+/* How much TC pulls into the linear area when headers reach past it. */
+#define TC_PULL_LEN 256
 
 /* linux/icmp.h drags in libc socket headers that don't build for -target bpf. */
 #define ICMP_ECHOREPLY 0
@@ -552,29 +552,30 @@ static __always_inline void detect_tcp_flags(struct parsed *p, __u8 hook)
 	count_global(KNP_CNT_SEC_EVENTS_SENT);
 }
 
-/* Headers outside the linear area would read as truncated: pull them in
- * first. Rare on veth and physical NICs; cheap to check. Packet pointers
- * taken before this call are invalid after it. */
-static __always_inline void tc_pull_headers(struct __sk_buff *skb)
+static __always_inline int parse_skb(struct __sk_buff *skb, struct parsed *p)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
 
-	if (data + TC_PULL_LEN > data_end && skb->len > data_end - data)
-		bpf_skb_pull_data(skb, skb->len < TC_PULL_LEN ? skb->len : TC_PULL_LEN);
+	__builtin_memset(p, 0, sizeof(*p));
+	return parse_frame(data, data_end, skb->len, p);
 }
 
 static __always_inline int handle_skb(struct __sk_buff *skb, __u8 hook, __u8 direction)
 {
-	void *data, *data_end;
 	struct parsed p;
 	int outcome;
 
-	tc_pull_headers(skb);
-	data = (void *)(long)skb->data;
-	data_end = (void *)(long)skb->data_end;
-	__builtin_memset(&p, 0, sizeof(p));
-	outcome = parse_frame(data, data_end, skb->len, &p);
+	outcome = parse_skb(skb, &p);
+	/* Headers that reach past the linear area read as truncated. Pull them
+	 * in and parse again, only then: pulling up front would copy payload
+	 * (and unclone the skb) for most TCP segments, whose linear part is
+	 * just their headers. */
+	if (outcome == KNP_OUTCOME_TRUNCATED && skb->len > skb->data_end - skb->data) {
+		count_global(KNP_CNT_HEADERS_PULLED);
+		bpf_skb_pull_data(skb, skb->len < TC_PULL_LEN ? skb->len : TC_PULL_LEN);
+		outcome = parse_skb(skb, &p);
+	}
 	count_iface(skb->ifindex, hook, outcome, skb->len);
 	if (outcome != KNP_OUTCOME_PARSED)
 		return TC_ACT_UNSPEC;

@@ -113,6 +113,8 @@ export interface PacketStats {
   };
   /** Frames not counted per interface because that table was full. */
   interfaceTableFull: number;
+  /** TC frames whose headers reached past the skb's linear area and were pulled in. */
+  headersPulled: number;
 }
 
 export interface LostEvents {

@@ -5,7 +5,7 @@
  * cut off after each stage of handle_skb(). Each program is the previous one
  * plus one stage:
  *
- *   stage_parse    pull check + parse_frame()
+ *   stage_parse    parse_skb() (test-run frames are linear: no pull)
  *   stage_iface    + count_iface()            (per-interface counters)
  *   stage_clock    + bpf_jiffies64()          (the per-packet timestamp)
  *   stage_lookup   + the flow table lookup only (no update)
@@ -19,16 +19,11 @@
 
 static __always_inline int stage(struct __sk_buff *skb, int upto)
 {
-	void *data, *data_end;
 	struct parsed p;
 	int outcome;
 	__u64 now = 0;
 
-	tc_pull_headers(skb);
-	data = (void *)(long)skb->data;
-	data_end = (void *)(long)skb->data_end;
-	__builtin_memset(&p, 0, sizeof(p));
-	outcome = parse_frame(data, data_end, skb->len, &p);
+	outcome = parse_skb(skb, &p);
 	if (upto < 1)
 		return outcome == KNP_OUTCOME_PARSED ? TC_ACT_UNSPEC : TC_ACT_OK;
 	count_iface(skb->ifindex, KNP_HOOK_TC_INGRESS, outcome, skb->len);

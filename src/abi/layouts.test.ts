@@ -58,6 +58,7 @@ test('enums used by the decoders match the header', () => {
   assert.equal(counters.get('KNP_CNT_SEC_EVENTS_SENT'), COUNTER.securityEventsSent);
   assert.equal(counters.get('KNP_CNT_SEC_EVENTS_DROPPED'), COUNTER.securityEventsDropped);
   assert.equal(counters.get('KNP_CNT_IFACE_TABLE_FULL'), COUNTER.ifaceTableFull);
+  assert.equal(counters.get('KNP_CNT_HEADERS_PULLED'), COUNTER.headersPulled);
   assert.equal(counters.get('KNP_CNT_MAX'), COUNTER_SLOTS);
 
   const types = headerEnum('knp_security_type');

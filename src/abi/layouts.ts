@@ -104,6 +104,7 @@ export const COUNTER = {
   securityEventsSent: 4,
   securityEventsDropped: 5,
   ifaceTableFull: 6,
+  headersPulled: 7,
 } as const;
 export const COUNTER_SLOTS = 8;
 

@@ -491,6 +491,7 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
         consumerDropped: this.lost.consumer,
       },
       interfaceTableFull: g[COUNTER.ifaceTableFull]!,
+      headersPulled: g[COUNTER.headersPulled]!,
     };
   }
 

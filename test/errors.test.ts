@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   AlreadyAttachedError,
+  AttachError,
   ClosedError,
   InterfaceNotFoundError,
   InvalidArgumentError,
@@ -19,6 +20,7 @@ import {
   NetworkMonitor,
   ObjectFileError,
   PermissionError,
+  SystemError,
   VerifierError,
 } from 'kubenetprobe';
 import { assertKernelSupported, kernelFeatures } from '../src/loader/features.js';
@@ -212,10 +214,41 @@ SEC("tc") int long_then_bad(struct __sk_buff *skb)
   });
 });
 
+test('a map the kernel will not create is named in the error', async () => {
+  const src = join(dir, 'badmap.bpf.c');
+  writeFileSync(
+    src,
+    `#include "${join(packageRoot(), 'bpf', 'monitor.bpf.c')}"
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, 1U << 30); /* no such flag */
+	__type(key, __u32);
+	__type(value, __u64);
+} knp_bad_map SEC(".maps");
+SEC("tc") int uses_bad_map(struct __sk_buff *skb) { __u32 k = 0; return bpf_map_lookup_elem(&knp_bad_map, &k) ? 1 : 0; }
+`,
+  );
+  clang(src, join(dir, 'badmap.bpf.o'));
+  await assert.rejects(NetworkMonitor.fromObjectFile(join(dir, 'badmap.bpf.o')), (err: unknown) => {
+    assert.ok(err instanceof KubeNetProbeError, `got ${String(err)}`);
+    assert.equal(err.code, 'SYSTEM');
+    assert.match(err.message, /the kernel could not create map knp_bad_map: EINVAL/);
+    return true;
+  });
+});
+
 describe('options and lifecycle', () => {
   test('bad options are named', async () => {
     await assert.rejects(NetworkMonitor.create({ packetEventRingBytes: 1000 }), /packetEventRingBytes must be a power of two of at least 4096 bytes, got 1000/);
-    await assert.rejects(NetworkMonitor.create({ flowTableCapacity: 0 }), /flowTableCapacity must be a positive integer, got 0/);
+    await assert.rejects(NetworkMonitor.create({ flowTableCapacity: 0 }), /flowTableCapacity must be an integer from 1 to 4194304, got 0/);
+    await assert.rejects(NetworkMonitor.create({ flowTableCapacity: 2 ** 32 - 1 }), /flowTableCapacity must be an integer from 1 to 4194304/);
+    await assert.rejects(NetworkMonitor.create({ detectTcpFlagAnomalies: 'yes' as unknown as boolean }), /detectTcpFlagAnomalies must be true or false, got yes/);
+    // undefined means the default, as leaving the option out does
+    const m = await NetworkMonitor.create({ packetSampleRate: undefined, detectTcpFlagAnomalies: undefined });
+    assert.equal(m.options.packetSampleRate, 100);
+    assert.equal(m.options.detectTcpFlagAnomalies, true);
+    await m.close();
     await assert.rejects(NetworkMonitor.create({ packetSampleRate: -1 }), /packetSampleRate must be 0 \(off\) or a positive integer/);
   });
 
@@ -232,9 +265,24 @@ describe('options and lifecycle', () => {
     }
   });
 
-  test('every error is a KubeNetProbeError with a code', () => {
-    for (const E of [InterfaceNotFoundError, InvalidArgumentError, PermissionError, KernelUnsupportedError, ObjectFileError, VerifierError, AlreadyAttachedError, ClosedError]) {
-      assert.ok(E.prototype instanceof KubeNetProbeError, E.name);
+  test('every error class is a KubeNetProbeError with its own code and its name', () => {
+    const cases: [KubeNetProbeError, string][] = [
+      [new InterfaceNotFoundError('x0', []), 'INTERFACE_NOT_FOUND'],
+      [new InvalidArgumentError('bad'), 'INVALID_ARGUMENT'],
+      [new PermissionError('load', ['CAP_BPF']), 'PERMISSION_DENIED'],
+      [new KernelUnsupportedError('f', 'd'), 'KERNEL_UNSUPPORTED'],
+      [new ObjectFileError('/x.o', 'bad'), 'OBJECT_FILE'],
+      [new VerifierError('/x.o', 13, 'log'), 'VERIFIER'],
+      [new AlreadyAttachedError('x0', 'interface'), 'ALREADY_ATTACHED'],
+      [new AttachError('xdp', 'x0', 16), 'ATTACH_FAILED'],
+      [new ClosedError('monitor'), 'CLOSED'],
+      [new SystemError('mmap', 12), 'SYSTEM'],
+    ];
+    for (const [err, code] of cases) {
+      assert.ok(err instanceof KubeNetProbeError);
+      assert.equal(err.code, code, err.name);
+      assert.equal(err.name, err.constructor.name);
     }
+    assert.match(new SystemError('mmap', 12).message, /^mmap: ENOMEM \(out of memory\)$/);
   });
 });

@@ -76,6 +76,17 @@ function checkElf(path: string): void {
   }
 }
 
+/** The kernel would not create a map (too large for memory or its limits). */
+export class MapCreateError extends SystemError {
+  constructor(
+    path: string,
+    readonly mapName: string,
+    errno: number,
+  ) {
+    super(`load ${path}: the kernel could not create map ${mapName}`, errno);
+  }
+}
+
 /** The load was interrupted by signals; opening and loading again usually works. */
 export class LoadInterruptedError extends SystemError {
   constructor(path: string) {
@@ -184,6 +195,8 @@ export class ObjectSpec {
       // The verifier gives up when a signal is pending (profilers, busy
       // timers); libbpf's own retries were not enough. Not a verifier verdict.
       if (errno === EAGAIN) throw new LoadInterruptedError(this.path);
+      const mapFailed = /map '([^']+)': failed to create/.exec(log);
+      if (mapFailed) throw new MapCreateError(this.path, mapFailed[1]!, errno);
       const verifierSpoke = /BEGIN PROG LOAD LOG|processed \d+ insns/.test(log);
       if ((errno === EPERM || errno === EACCES) && !verifierSpoke) {
         // The capabilities were checked above, so something else said no.

@@ -23,8 +23,8 @@ import {
   OUTCOMES,
 } from '../abi/layouts.js';
 import { decodeFlowKey, decodeFlowValuePerCpu, decodePacketInfo, decodeSecurityEvent, tcpFlagNames, tcpFlagNamesCached } from '../abi/decode.js';
-import { AlreadyAttachedError, ClosedError, InvalidArgumentError, ObjectFileError, PermissionError } from '../errors.js';
-import { LoadInterruptedError, ObjectSpec, type Collection } from '../loader/object.js';
+import { AlreadyAttachedError, ClosedError, InvalidArgumentError, KubeNetProbeError, ObjectFileError, PermissionError, errnoName } from '../errors.js';
+import { LoadInterruptedError, MapCreateError, ObjectSpec, type Collection } from '../loader/object.js';
 import { RingBufferReader, pageSize } from '../loader/ringbuf.js';
 import { possibleCpus, sumPerCpuU64, type BpfMap } from '../loader/map.js';
 import { kernelFeatures } from '../loader/features.js';
@@ -79,6 +79,9 @@ export interface NetworkMonitorOptions {
   /** Report NULL, XMAS, SYN+FIN and SYN+RST TCP packets. Default true. */
   detectTcpFlagAnomalies?: boolean;
 }
+
+/** 4 Mi flows: 192 MiB of values per CPU already. */
+export const MAX_FLOW_TABLE_CAPACITY = 1 << 22;
 
 export const DEFAULT_OPTIONS: Required<NetworkMonitorOptions> = {
   flowTableCapacity: 65536,
@@ -176,9 +179,17 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
 
   /** Loads the programs from an object file built from bpf/ (same ABI). */
   static async fromObjectFile(path: string, options: NetworkMonitorOptions = {}): Promise<NetworkMonitor> {
-    const opts = { ...DEFAULT_OPTIONS, ...options };
-    if (!Number.isInteger(opts.flowTableCapacity) || opts.flowTableCapacity < 1) {
-      throw new InvalidArgumentError(`flowTableCapacity must be a positive integer, got ${opts.flowTableCapacity}`);
+    // An option given as undefined means "the default", as leaving it out does.
+    const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
+    const opts: Required<NetworkMonitorOptions> = { ...DEFAULT_OPTIONS, ...given };
+    if (!Number.isInteger(opts.flowTableCapacity) || opts.flowTableCapacity < 1 || opts.flowTableCapacity > MAX_FLOW_TABLE_CAPACITY) {
+      throw new InvalidArgumentError(
+        `flowTableCapacity must be an integer from 1 to ${MAX_FLOW_TABLE_CAPACITY}, got ${opts.flowTableCapacity}`,
+        `the table takes 48 bytes per flow per CPU (${possibleCpus()} CPUs here) plus the key`,
+      );
+    }
+    if (typeof opts.detectTcpFlagAnomalies !== 'boolean') {
+      throw new InvalidArgumentError(`detectTcpFlagAnomalies must be true or false, got ${String(opts.detectTcpFlagAnomalies)}`);
     }
     if (!Number.isInteger(opts.packetSampleRate) || opts.packetSampleRate < 0 || opts.packetSampleRate > 0xffffffff) {
       throw new InvalidArgumentError(`packetSampleRate must be 0 (off) or a positive integer, got ${opts.packetSampleRate}`);
@@ -199,6 +210,7 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
         spec.setConstant('detect_tcp_flag_anomalies', opts.detectTcpFlagAnomalies);
         return new NetworkMonitor(path, spec.load(), opts);
       } catch (err) {
+        if (err instanceof MapCreateError) throw mapTooLarge(err, opts);
         if (!(err instanceof LoadInterruptedError) || attempt >= 3) throw err;
       } finally {
         spec.close();
@@ -620,6 +632,22 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+}
+
+/** Names the option behind a map the kernel would not create. */
+function mapTooLarge(err: MapCreateError, opts: Required<NetworkMonitorOptions>): Error {
+  const option = (
+    {
+      [MAP.flows]: ['flowTableCapacity', opts.flowTableCapacity],
+      [MAP.packetEvents]: ['packetEventRingBytes', opts.packetEventRingBytes],
+      [MAP.securityEvents]: ['securityEventRingBytes', opts.securityEventRingBytes],
+    } as Record<string, [string, number]>
+  )[err.mapName];
+  if (!option) return err;
+  return new KubeNetProbeError('SYSTEM', `${err.message}: ${errnoName(err.errno)} with ${option[0]} = ${option[1]}`, {
+    hint: `lower ${option[0]}, or give the process more memory (cgroup limit)`,
+    cause: err,
+  });
 }
 
 function tcxMissing(name: string, dir: TcDirection): Error {

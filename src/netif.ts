@@ -1,5 +1,6 @@
 /** Network interface names: validation and lookup in this network namespace. */
-import { readdirSync } from 'node:fs';
+import { readdirSync, readlinkSync } from 'node:fs';
+import { basename } from 'node:path';
 import { libc } from './ffi/native.js';
 import { InterfaceNotFoundError, InvalidArgumentError } from './errors.js';
 
@@ -45,12 +46,12 @@ export function interfaceName(ifindex: number): string | undefined {
   return nameBuf.toString('utf8', 0, end < 0 ? 16 : end);
 }
 
-/** True for interfaces backed by a device (a NIC), as opposed to veth, bridge, ... */
-export function isPhysical(name: string): boolean {
+/** The kernel driver behind an interface (e.g. "mlx5_core"), or undefined for virtual ones (veth, bridge, ...). */
+export function driverOf(name: string): string | undefined {
+  validateInterfaceName(name);
   try {
-    readdirSync(`/sys/class/net/${name}/device`);
-    return true;
+    return basename(readlinkSync(`/sys/class/net/${name}/device/driver`));
   } catch {
-    return false;
+    return undefined;
   }
 }

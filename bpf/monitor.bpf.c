@@ -451,7 +451,11 @@ static __always_inline void account_flow(struct parsed *p, __u64 jiffies)
 	v->last_seen_jiffies = jiffies;
 	if (!p->is_tcp)
 		return;
-	v->tcp_flags |= f;
+	/* Most segments are ACK or PSH+ACK: already seen, nothing to count. */
+	if ((v->tcp_flags & f) != f)
+		v->tcp_flags |= f;
+	if (!(f & (TCP_SYN | TCP_FIN | TCP_RST)))
+		return;
 	v->syn_count += !!(f & TCP_SYN);
 	v->fin_count += !!(f & TCP_FIN);
 	v->rst_count += !!(f & TCP_RST);
@@ -502,6 +506,9 @@ static __always_inline void detect_tcp_flags(struct parsed *p, __u8 hook)
 	__u64 seq;
 
 	if (!detect_tcp_flag_anomalies || !p->is_tcp)
+		return;
+	/* The common case first: ACK without SYN or FIN is none of the four. */
+	if ((f & TCP_ACK) && !(f & (TCP_SYN | TCP_FIN)))
 		return;
 	if (!(f & (TCP_FIN | TCP_SYN | TCP_RST | TCP_PSH | TCP_ACK | TCP_URG))) {
 		type = KNP_SEC_TCP_NULL;

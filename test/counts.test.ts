@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { NetworkMonitor, type FlowStats } from 'kubenetprobe';
-import { TestNet, type Pod } from './helpers/testnet.js';
+import { TestNet, onTestNode, type Pod } from './helpers/testnet.js';
 import { sleep } from './helpers/attached.js';
 import { ethernet, ipv4, mac, udp } from '../tools/frames.js';
 
@@ -115,11 +115,7 @@ describe('exact counts on a two-pod node', () => {
 
 describe('a TCP transfer matches the interface counters', () => {
   test('packets seen by TC equal rx/tx_packets of the veth, and all of them land in flows', async () => {
-    const net = TestNet.create(2, { ipv6: false });
-    const mon = await NetworkMonitor.create({ packetSampleRate: 0 });
-    try {
-      const a = net.pod('a');
-      const b = net.pod('b');
+    await onTestNode({ ipv6: false }, { packetSampleRate: 0 }, async ({ net, mon, a, b }) => {
       await net.background(b, ['tcp-server', '7000']);
       const { ifindex } = await mon.attachToInterface(a.hostIf);
       await sleep(200);
@@ -163,20 +159,13 @@ describe('a TCP transfer matches the interface counters', () => {
       for (const flag of ['SYN', 'ACK', 'FIN']) assert.ok(tcpIn[0]!.tcpFlags.includes(flag), `${flag} seen`);
       // TCP segments on veth keep their headers linear: nothing needed pulling.
       assert.equal(mon.getPacketStats().headersPulled, 0);
-    } finally {
-      await mon.close();
-      await net.close();
-    }
+    });
   });
 });
 
 describe('VLAN', () => {
   test('802.1Q and QinQ (802.1ad + 802.1Q) tagged frames are parsed by TC and XDP and counted exactly', async () => {
-    const net = TestNet.create(2, { ipv6: false });
-    const mon = await NetworkMonitor.create({ packetSampleRate: 0 });
-    try {
-      const a = net.pod('a');
-      const b = net.pod('b');
+    await onTestNode({ ipv6: false }, { packetSampleRate: 0 }, async ({ net, mon, a, b }) => {
       const { ifindex } = await mon.attachToInterface(a.hostIf, { xdp: 'generic' });
       const dst = mac(net.mac(b));
       const src = mac(net.mac(a));
@@ -202,20 +191,13 @@ describe('VLAN', () => {
       assert.ok(xdp, 'XDP counted frames');
       assert.ok(xdp.packets.parsed >= 600, `XDP parsed the tagged frames (${xdp.packets.parsed})`);
       assert.equal(xdp.packets.truncated + xdp.packets.malformed, 0);
-    } finally {
-      await mon.close();
-      await net.close();
-    }
+    });
   });
 });
 
 describe('a full flow table', () => {
   test('inserts beyond capacity fail and are counted, packet for packet; the flows inside keep exact counts', async () => {
-    const net = TestNet.create(2, { ipv6: false });
-    const mon = await NetworkMonitor.create({ packetSampleRate: 0, flowTableCapacity: 8 });
-    try {
-      const a = net.pod('a');
-      const b = net.pod('b');
+    await onTestNode({ ipv6: false }, { packetSampleRate: 0, flowTableCapacity: 8 }, async ({ net, mon, a, b }) => {
       // Settle ARP so the only IP packets on pod a's ingress are the datagrams.
       net.exec(a, 'ping', ['-c', '1', '-W', '2', b.ipv4]);
       const { ifindex } = await mon.attachToInterface(a.hostIf, { tc: { egress: false } });
@@ -236,9 +218,6 @@ describe('a full flow table', () => {
       assert.equal(st.flowTable.capacity, 8);
       // Coverage: parsed packets = packets in flows + counted failures.
       assert.equal(flows.reduce((s, f) => s + f.packets, 0) + st.flowTable.insertFailed, st.ingress.packets.parsed);
-    } finally {
-      await mon.close();
-      await net.close();
-    }
+    });
   });
 });

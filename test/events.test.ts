@@ -5,8 +5,8 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { NetworkMonitor, type LostEvents, type MonitorEvent, type PacketInfo, type SecurityEvent } from 'kubenetprobe';
-import { TestNet } from './helpers/testnet.js';
+import type { LostEvents, MonitorEvent, PacketInfo, SecurityEvent } from 'kubenetprobe';
+import { TestNet, onTestNode } from './helpers/testnet.js';
 import { sleep, waitFor } from './helpers/attached.js';
 import { TCP, ethernet, ipv4, ipv6, mac, tcp } from '../tools/frames.js';
 
@@ -30,11 +30,7 @@ function pinnedUdp(net: TestNet, args: string[]): string {
 
 describe('packet events', () => {
   test('sampling 1 in 1 delivers every packet of a flow, decoded', async () => {
-    const net = TestNet.create(2, { ipv6: false });
-    const mon = await NetworkMonitor.create({ packetSampleRate: 1 });
-    try {
-      const a = net.pod('a');
-      const b = net.pod('b');
+    await onTestNode({ ipv6: false }, { packetSampleRate: 1 }, async ({ net, mon, a, b }) => {
       const { ifindex } = await mon.attachToInterface(a.hostIf, { tc: { egress: false } });
       const got: PacketInfo[] = [];
       mon.on('packet', (p) => {
@@ -58,18 +54,11 @@ describe('packet events', () => {
       assert.ok(Math.abs(p.timestamp.getTime() - Date.now()) < 10_000);
       const st = mon.getPacketStats();
       assert.equal(st.events.packet.dropped, 0);
-    } finally {
-      await mon.close();
-      await net.close();
-    }
+    });
   });
 
   test('sampling 1 in 10 delivers exactly a tenth of the packets seen on one CPU', async () => {
-    const net = TestNet.create(2, { ipv6: false });
-    const mon = await NetworkMonitor.create({ packetSampleRate: 10 });
-    try {
-      const a = net.pod('a');
-      const b = net.pod('b');
+    await onTestNode({ ipv6: false }, { packetSampleRate: 10 }, async ({ net, mon, a, b }) => {
       await mon.attachToInterface(a.hostIf, { tc: { egress: false } });
       // Settle ARP first so the only packets pod a sends next are the datagrams.
       net.exec(a, 'ping', ['-c', '1', '-W', '2', b.ipv4]);
@@ -86,20 +75,13 @@ describe('packet events', () => {
         .filter((e) => e.kind === 'packet' && e.packet.key.dstPort === 5301);
       assert.equal(udp.length, 100, `1000 packets on one CPU at 1 in 10 give 100 events, got ${udp.length}`);
       assert.equal(mon.getPacketStats().events.packet.dropped, 0);
-    } finally {
-      await mon.close();
-      await net.close();
-    }
+    });
   });
 });
 
 describe('security events', () => {
   test('crafted NULL, XMAS, SYN+FIN and SYN+RST packets give typed events with the 5-tuple and gap-free sequence numbers', async () => {
-    const net = TestNet.create(2);
-    const mon = await NetworkMonitor.create({ packetSampleRate: 0 });
-    try {
-      const a = net.pod('a');
-      const b = net.pod('b');
+    await onTestNode({}, { packetSampleRate: 0 }, async ({ net, mon, a, b }) => {
       await mon.attachToInterface(a.hostIf, { tc: { egress: false } });
       const events: SecurityEvent[] = [];
       mon.on('security', (e) => events.push(e));
@@ -152,21 +134,14 @@ describe('security events', () => {
       assert.equal(st.events.security.dropped, 0);
       assert.equal(st.events.security.gaps, 0);
       assert.equal(lost.length, 0);
-    } finally {
-      await mon.close();
-      await net.close();
-    }
+    });
   });
 });
 
 describe('loss is counted, never silent', () => {
   test('an overflowing packet ring: every packet is either delivered or counted as dropped', async () => {
-    const net = TestNet.create(2, { ipv6: false });
     // One page: 4096 / (64 + 8) = 56 events fit.
-    const mon = await NetworkMonitor.create({ packetSampleRate: 1, packetEventRingBytes: 4096 });
-    try {
-      const a = net.pod('a');
-      const b = net.pod('b');
+    await onTestNode({ ipv6: false }, { packetSampleRate: 1, packetEventRingBytes: 4096 }, async ({ net, mon, a, b }) => {
       await mon.attachToInterface(a.hostIf, { tc: { egress: false } });
       // Nobody reads yet: the ring fills.
       net.traffic(a, ['udp-send', b.ipv4, '5400', '500', '10', '43400']);
@@ -187,19 +162,12 @@ describe('loss is counted, never silent', () => {
       assert.equal(delivered, 56);
       const reported = lost.filter((l) => l.ring === 'packet').reduce((s, l) => s + l.count, 0);
       assert.equal(reported, st.events.packet.dropped, "'lost' events report every drop");
-    } finally {
-      await mon.close();
-      await net.close();
-    }
+    });
   });
 
   test('an overflowing security ring shows up as sequence gaps and drops, and both agree', async () => {
-    const net = TestNet.create(2, { ipv6: false });
     // One page: 4096 / (152 + 8) = 25 events fit.
-    const mon = await NetworkMonitor.create({ packetSampleRate: 0, securityEventRingBytes: 4096 });
-    try {
-      const a = net.pod('a');
-      const b = net.pod('b');
+    await onTestNode({ ipv6: false }, { packetSampleRate: 0, securityEventRingBytes: 4096 }, async ({ net, mon, a, b }) => {
       await mon.attachToInterface(a.hostIf, { tc: { egress: false } });
       const nullScan = ethernet(mac(net.mac(b)), mac(net.mac(a)), ipv4(a.ipv4, b.ipv4, tcp(51000, 22, 0)));
       // Pinned to one CPU so all events share one sequence.
@@ -221,9 +189,6 @@ describe('loss is counted, never silent', () => {
       assert.equal(got[25]!.seq, 101n);
       const reported = lost.filter((l) => l.ring === 'security').reduce((s, l) => s + l.count, 0);
       assert.equal(reported, 75, "'lost' reports the 75 once, not twice");
-    } finally {
-      await mon.close();
-      await net.close();
-    }
+    });
   });
 });

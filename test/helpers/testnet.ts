@@ -10,6 +10,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { NetworkMonitor, type NetworkMonitorOptions } from 'kubenetprobe';
 
 export interface Pod {
   name: string;
@@ -171,5 +172,27 @@ export class TestNet {
 
   async close(): Promise<void> {
     this.closeSync();
+  }
+}
+
+/**
+ * Runs `fn` on a fresh node (pods a and b, and more if asked) with a fresh
+ * monitor, and closes both whatever happens.
+ */
+export async function onTestNode(
+  node: { pods?: number; ipv6?: boolean },
+  monitorOptions: NetworkMonitorOptions,
+  fn: (n: { net: TestNet; mon: NetworkMonitor; a: Pod; b: Pod }) => Promise<void>,
+): Promise<void> {
+  const net = TestNet.create(node.pods ?? 2, { ipv6: node.ipv6 ?? true });
+  try {
+    const mon = await NetworkMonitor.create(monitorOptions);
+    try {
+      await fn({ net, mon, a: net.pod('a'), b: net.pod('b') });
+    } finally {
+      await mon.close();
+    }
+  } finally {
+    await net.close();
   }
 }

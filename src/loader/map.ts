@@ -125,9 +125,10 @@ export class BpfMap {
         null,
       ) as number;
       if (rc === -ENOSPC && count[0] === 0) {
-        // A hash bucket holds more entries than we asked for: ask for more.
+        // A hash bucket holds more entries than we asked for: ask for more,
+        // unless the buffer has no more room (the map changed under us).
+        if (step >= room) break;
         step = Math.min(step * 2, cap);
-        if (step === room && room < 2) break;
         continue;
       }
       if (rc < 0 && rc !== -ENOENT) throw new SystemError(`batch lookup in map ${this.name}`, rc);

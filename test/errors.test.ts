@@ -87,18 +87,32 @@ describe('interfaces', () => {
 });
 
 describe('privileges', () => {
-  test('without capabilities: a PermissionError that names CAP_BPF', () => {
-    const out = execFileSync(
-      'setpriv',
-      ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', process.execPath, UNPRIV],
-      { encoding: 'utf8', cwd: '/' },
-    );
+  const expectNoCaps = (out: string): void => {
     const r = JSON.parse(out) as { name: string; code: string; message: string; missing: string[] };
     assert.equal(r.name, 'PermissionError');
     assert.equal(r.code, 'PERMISSION_DENIED');
-    assert.ok(r.missing.includes('CAP_BPF'));
+    assert.deepEqual(r.missing, ['CAP_BPF', 'CAP_PERFMON', 'CAP_NET_ADMIN']);
     assert.match(r.message, /permission denied \(missing CAP_BPF and CAP_PERFMON and CAP_NET_ADMIN\)/);
     assert.match(r.message, /hint: run as root, or grant/);
+  };
+
+  test('root with every capability dropped: a PermissionError that names CAP_BPF', () => {
+    expectNoCaps(execFileSync('setpriv', ['--inh-caps=-all', '--bounding-set=-all', process.execPath, UNPRIV], { encoding: 'utf8' }));
+  });
+
+  test('an ordinary user (nobody): the same error', (t) => {
+    // nobody must be able to read the checkout; a CI clone under /root may not be.
+    try {
+      execFileSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'test', '-r', UNPRIV]);
+    } catch {
+      return t.skip(`${UNPRIV} is not readable by nobody here`);
+    }
+    expectNoCaps(
+      execFileSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', process.execPath, UNPRIV], {
+        encoding: 'utf8',
+        cwd: '/',
+      }),
+    );
   });
 
   test('root without CAP_NET_ADMIN: the missing capability is named', () => {

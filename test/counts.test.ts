@@ -221,3 +221,39 @@ describe('a full flow table', () => {
     });
   });
 });
+
+describe('evicting idle flows', () => {
+  test('idle flows leave the table with their final figures; busy ones stay; a later packet starts a new flow', async () => {
+    await onTestNode({ ipv6: false }, { packetSampleRate: 0 }, async ({ net, mon, a, b }) => {
+      const { ifindex } = await mon.attachToInterface(a.hostIf, { tc: { egress: false } });
+      const mine = (f: FlowStats): boolean => f.key.ifindex === ifindex && f.key.protocol === 'UDP';
+      net.traffic(a, ['udp-send', b.ipv4, '5701', '100', '30', '46001']);
+      await sleep(600);
+      net.traffic(a, ['udp-send', b.ipv4, '5702', '50', '30', '46002']);
+      await sleep(50);
+      const before = mon.getPacketStats().flowTable.entries;
+
+      const evicted = mon.evictIdleFlows(400).filter(mine);
+      assert.deepEqual(
+        evicted.map((f) => [f.key.dstPort, f.packets, f.bytes]),
+        [[5701, 100, 100 * (20 + 8 + 30)]],
+        'the idle flow, with its exact final counts',
+      );
+      const left = mon.getFlowStats().filter(mine);
+      assert.deepEqual(
+        left.map((f) => [f.key.dstPort, f.packets]),
+        [[5702, 50]],
+        'the recent flow stays',
+      );
+      assert.ok(mon.getPacketStats().flowTable.entries <= before - 1, 'entries count the eviction');
+
+      net.traffic(a, ['udp-send', b.ipv4, '5701', '10', '30', '46001']);
+      await sleep(50);
+      const again = mon.getFlowStats().filter((f) => mine(f) && f.key.dstPort === 5701);
+      assert.equal(again.length, 1);
+      assert.equal(again[0]!.packets, 10, 'a new flow, counted from zero');
+      assert.ok(again[0]!.firstSeen.getTime() > evicted[0]!.lastSeen.getTime());
+      assert.throws(() => mon.evictIdleFlows(-1), /idleMs must be a non-negative number/);
+    });
+  });
+});

@@ -61,6 +61,7 @@ export const libbpf = {
   bpf_map_lookup_elem: bpf.func('int bpf_map_lookup_elem(int fd, void *key, void *value)'),
   bpf_map_update_elem: bpf.func('int bpf_map_update_elem(int fd, void *key, void *value, uint64_t flags)'),
   bpf_map_delete_elem: bpf.func('int bpf_map_delete_elem(int fd, void *key)'),
+  bpf_map_lookup_and_delete_elem: bpf.func('int bpf_map_lookup_and_delete_elem(int fd, void *key, void *value)'),
   bpf_map_get_next_key: bpf.func('int bpf_map_get_next_key(int fd, void *key, void *next)'),
   bpf_map_lookup_batch: bpf.func(
     'int bpf_map_lookup_batch(int fd, void *in_batch, void *out_batch, void *keys, void *values, void *count, void *opts)',

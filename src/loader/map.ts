@@ -89,6 +89,18 @@ export class BpfMap {
     if (rc < 0) throw new SystemError(`update map ${this.name}`, rc);
   }
 
+  /**
+   * Removes `key` and returns its value as it was at removal, in one step
+   * (per-CPU maps: every CPU's). Undefined when it was absent.
+   */
+  lookupAndDelete(key: Uint8Array, into?: Buffer): Buffer | undefined {
+    const value = into ?? Buffer.alloc(this.valueStride);
+    const rc = libbpf.bpf_map_lookup_and_delete_elem(this.fd, key, value) as number;
+    if (rc === -ENOENT) return undefined;
+    if (rc < 0) throw new SystemError(`lookup and delete in map ${this.name}`, rc);
+    return value;
+  }
+
   /** Deletes `key`; false when it was absent. */
   delete(key: Uint8Array): boolean {
     const rc = libbpf.bpf_map_delete_elem(this.fd, key) as number;

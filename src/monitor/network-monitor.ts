@@ -170,6 +170,8 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
   private readonly lastSeq: bigint[] = [];
   private readonly lost = { packet: 0, security: 0, consumer: 0 };
   private securityGaps = 0;
+  /** Flows this monitor removed from the kernel table. */
+  private flowsEvicted = 0;
   private closing: Promise<void> | null = null;
   private readonly queues = new Set<EventQueue<MonitorEvent>>();
 
@@ -502,8 +504,8 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
       egress: sum('tc-egress'),
       xdp: sum('xdp'),
       flowTable: {
-        // Only user space deletes flows, and nothing does yet: every insert is an entry.
-        entries: g[COUNTER.flowInserted]!,
+        // Only user space removes flows (evictIdleFlows), so entries = inserts - evictions.
+        entries: g[COUNTER.flowInserted]! - this.flowsEvicted,
         capacity: this.options.flowTableCapacity,
         insertFailed: g[COUNTER.flowInsertFailed]!,
       },
@@ -576,26 +578,58 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
     const kv = new DataView(dump.keys.buffer, dump.keys.byteOffset, dump.keys.byteLength);
     const vv = new DataView(dump.values.buffer, dump.values.byteOffset, dump.values.byteLength);
     const out: FlowStats[] = new Array(dump.count);
-    const cpus = possibleCpus();
-    const now = Date.now();
-    const anchor = this.jiffiesAnchor();
+    const ctx = { cpus: possibleCpus(), anchor: this.jiffiesAnchor(), now: Date.now() };
+    for (let i = 0; i < dump.count; i++) out[i] = this.flowStats(kv, i * FLOW_KEY.size, vv, i * dump.valueStride, ctx);
+    return out;
+  }
+
+  /**
+   * Removes flows whose last packet is older than `idleMs` from the kernel
+   * table and returns each one's final figures. The removal returns the
+   * values as they were at that instant, so packets that arrived after the
+   * table was read are in the final figures too; a packet after the removal
+   * starts a new flow.
+   */
+  evictIdleFlows(idleMs: number): FlowStats[] {
+    if (!Number.isFinite(idleMs) || idleMs < 0) throw new InvalidArgumentError(`idleMs must be a non-negative number, got ${idleMs}`);
+    const map = this.collection().map(MAP.flows);
+    const dump = map.dump();
+    const vv = new DataView(dump.values.buffer, dump.values.byteOffset, dump.values.byteLength);
+    const ctx = { cpus: possibleCpus(), anchor: this.jiffiesAnchor(), now: Date.now() };
+    const cutoffMs = Number(this.clock.nowNs()) / 1e6 - idleMs;
+    const idle: Buffer[] = [];
     for (let i = 0; i < dump.count; i++) {
-      const key = decodeFlowKey(kv, i * FLOW_KEY.size);
-      const v = decodeFlowValuePerCpu(vv, i * dump.valueStride, cpus);
-      out[i] = {
-        key,
-        interface: this.names.get(key.ifindex, now),
-        packets: v.packets,
-        bytes: v.bytes,
-        firstSeen: this.clock.toDateMs(v.firstSeenMs),
-        lastSeen: this.clock.toDateMs(this.clock.jiffiesToMonoMs(v.lastSeenJiffies, anchor)),
-        tcpFlags: tcpFlagNamesCached(v.tcpFlags),
-        synCount: v.synCount,
-        finCount: v.finCount,
-        rstCount: v.rstCount,
-      };
+      const v = decodeFlowValuePerCpu(vv, i * dump.valueStride, ctx.cpus);
+      if (this.clock.jiffiesToMonoMs(v.lastSeenJiffies, ctx.anchor) <= cutoffMs) {
+        idle.push(Buffer.from(dump.keys.subarray(i * FLOW_KEY.size, (i + 1) * FLOW_KEY.size)));
+      }
+    }
+    const out: FlowStats[] = [];
+    const value = Buffer.alloc(map.valueStride);
+    for (const key of idle) {
+      if (!map.lookupAndDelete(key, value)) continue; // gone already
+      this.flowsEvicted++;
+      const kv = new DataView(key.buffer, key.byteOffset, key.byteLength);
+      out.push(this.flowStats(kv, 0, new DataView(value.buffer, value.byteOffset, value.byteLength), 0, ctx));
     }
     return out;
+  }
+
+  private flowStats(kv: DataView, keyAt: number, vv: DataView, valueAt: number, ctx: { cpus: number; anchor: JiffiesAnchor; now: number }): FlowStats {
+    const key = decodeFlowKey(kv, keyAt);
+    const v = decodeFlowValuePerCpu(vv, valueAt, ctx.cpus);
+    return {
+      key,
+      interface: this.names.get(key.ifindex, ctx.now),
+      packets: v.packets,
+      bytes: v.bytes,
+      firstSeen: this.clock.toDateMs(v.firstSeenMs),
+      lastSeen: this.clock.toDateMs(this.clock.jiffiesToMonoMs(v.lastSeenJiffies, ctx.anchor)),
+      tcpFlags: tcpFlagNamesCached(v.tcpFlags),
+      synCount: v.synCount,
+      finCount: v.finCount,
+      rstCount: v.rstCount,
+    };
   }
 
   /** The loaded maps, for extensions and tests (see docs/extending.md). */

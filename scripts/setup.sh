@@ -36,3 +36,5 @@ fi
 bash scripts/build-bpf.sh
 echo "setup: tsc"
 npx tsc -p tsconfig.json
+# The CLI (package.json "bin"), so `npx kubenetprobe` runs it.
+chmod +x dist/src/cli/main.js

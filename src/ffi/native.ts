@@ -81,6 +81,8 @@ export const libbpf = {
   libbpf_probe_bpf_prog_type: bpf.func('int libbpf_probe_bpf_prog_type(int prog_type, void *opts)'),
   libbpf_num_possible_cpus: bpf.func('int libbpf_num_possible_cpus()'),
   libbpf_set_print: bpf.func('void *libbpf_set_print(knp_libbpf_print_fn *fn)'),
+  libbpf_major_version: bpf.func('uint32_t libbpf_major_version()'),
+  libbpf_minor_version: bpf.func('uint32_t libbpf_minor_version()'),
 };
 
 export const libc = {

@@ -33,7 +33,8 @@ import { attachXdp, type XdpMode } from '../attach/xdp.js';
 import { tryAttachTcx, type TcDirection } from '../attach/tcx.js';
 import { attachClsact } from '../attach/clsact.js';
 import type { Attachment, AttachMode } from '../attach/attachment.js';
-import { driverOf, interfaceIndex, validateInterfaceName } from '../netif.js';
+import { interfaceIndex, validateInterfaceName } from '../netif.js';
+import { autoXdpMode } from '../attach/xdp-policy.js';
 import { InterfaceNames } from './interface-names.js';
 import { builtinObjectPath } from '../paths.js';
 import { MonotonicClock, type JiffiesAnchor } from './clock.js';
@@ -91,20 +92,7 @@ export const DEFAULT_OPTIONS: Required<NetworkMonitorOptions> = {
   detectTcpFlagAnomalies: true,
 };
 
-/**
- * Drivers of physical NICs whose native XDP runs in the driver's receive path
- * without giving up offloads. Virtual NICs (virtio_net, ena, gve, hv_netvsc,
- * vmxnet3) are left out: there, native XDP tends to turn off LRO/GRO or halve
- * the queues.
- */
-const NATIVE_XDP_DRIVERS = new Set(['mlx5_core', 'mlx4_en', 'mlx4_core', 'i40e', 'ice', 'ixgbe', 'ixgbevf', 'igb', 'igc', 'bnxt_en', 'nfp', 'qede', 'sfc', 'stmmac', 'cpsw']);
-
-/**
- * XDP mode per interface. 'auto' (the default) uses native XDP on physical
- * NICs whose driver is in NATIVE_XDP_DRIVERS and none elsewhere: on veth,
- * generic XDP cost about 30 % of TCP throughput and native XDP about 80 % here
- * (it turns off the peer's TSO), while TC alone covers ingress at a few percent.
- */
+/** XDP mode per interface; 'auto' is explained in attach/xdp-policy.ts. */
 export type XdpChoice = 'auto' | 'off' | XdpMode;
 
 export interface TcOptions {
@@ -278,10 +266,9 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
       let xdpMode: XdpMode | null = null;
       if (xdp === 'native' || xdp === 'generic') xdpMode = xdp;
       else if (xdp === 'auto') {
-        const driver = driverOf(name);
-        if (driver !== undefined && NATIVE_XDP_DRIVERS.has(driver)) xdpMode = 'native';
-        else if (driver === undefined) notes.push(`xdp: off on virtual interface ${name} (TC covers ingress; XDP on veth costs 30-80 % of TCP throughput)`);
-        else notes.push(`xdp: off on ${name} (driver ${driver} is not one whose native XDP is known to be cheap; xdp: 'native' forces it)`);
+        const auto = autoXdpMode(name);
+        xdpMode = auto.mode;
+        if (!auto.mode) notes.push(`xdp: ${auto.reason}`);
       }
       if (xdpMode) {
         try {

@@ -94,6 +94,9 @@ export const libc = {
   vsnprintf: c.func('int vsnprintf(void *buf, size_t size, const char *fmt, void *args)'),
   getpagesize: c.func('int getpagesize()'),
   clock_getres: c.func('int clock_getres(int clk, void *ts)'),
+  socket: c.func('int socket(int domain, int type, int protocol)'),
+  bind: c.func('int bind(int fd, void *addr, uint32_t len)'),
+  recv: c.func('intptr_t recv(int fd, void *buf, size_t len, int flags)'),
 };
 
 export const MAP_FAILED = (1n << 64n) - 1n;

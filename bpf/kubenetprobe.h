@@ -103,8 +103,12 @@ struct knp_flow_value {
 	__u32 syn_count;
 	__u32 fin_count;
 	__u32 rst_count;
-	__u32 tcp_flags;         /* OR of every TCP flags byte seen */
+	__u32 tcp_flags;         /* OR of every TCP flags byte seen, plus KNP_TCP_* bits */
 };                               /* 48 bytes */
+
+/* In knp_flow_value.tcp_flags, above the flags byte: a SYN without ACK was
+ * seen, so this direction opened the connection (the client's side). */
+#define KNP_TCP_OPENED (1u << 8)
 
 struct knp_iface_key {
 	__u32 ifindex;

@@ -422,7 +422,7 @@ static __always_inline void account_flow(struct parsed *p, __u64 jiffies)
 			.syn_count = !!(f & TCP_SYN),
 			.fin_count = !!(f & TCP_FIN),
 			.rst_count = !!(f & TCP_RST),
-			.tcp_flags = f,
+			.tcp_flags = f | ((f & (TCP_SYN | TCP_ACK)) == TCP_SYN ? KNP_TCP_OPENED : 0),
 		};
 		long err;
 
@@ -456,6 +456,8 @@ static __always_inline void account_flow(struct parsed *p, __u64 jiffies)
 		v->tcp_flags |= f;
 	if (!(f & (TCP_SYN | TCP_FIN | TCP_RST)))
 		return;
+	if ((f & (TCP_SYN | TCP_ACK)) == TCP_SYN)
+		v->tcp_flags |= KNP_TCP_OPENED;
 	v->syn_count += !!(f & TCP_SYN);
 	v->fin_count += !!(f & TCP_FIN);
 	v->rst_count += !!(f & TCP_RST);

@@ -43,6 +43,8 @@ export interface FlowStats {
   synCount: number;
   finCount: number;
   rstCount: number;
+  /** TCP: this direction sent a SYN without ACK, so it opened the connection (the client's side). */
+  opened: boolean;
 }
 
 export interface PacketInfo {

@@ -75,6 +75,9 @@ export const SECURITY_EVENT = layout('knp_security_event', 152, {
 
 export const DESCRIPTION_LEN = 64;
 
+/** KNP_TCP_OPENED in knp_flow_value.tcp_flags. */
+export const TCP_OPENED = 1 << 8;
+
 export const ALL_LAYOUTS: readonly Layout[] = [
   FLOW_KEY,
   FLOW_VALUE,

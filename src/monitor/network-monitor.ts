@@ -21,6 +21,7 @@ import {
   IFACE_KEY,
   IFACE_SLOT,
   OUTCOMES,
+  TCP_OPENED,
 } from '../abi/layouts.js';
 import { decodeFlowKey, decodeFlowValuePerCpu, decodePacketInfo, decodeSecurityEvent, tcpFlagNames, tcpFlagNamesCached } from '../abi/decode.js';
 import { AlreadyAttachedError, ClosedError, InvalidArgumentError, KubeNetProbeError, ObjectFileError, PermissionError, errnoName } from '../errors.js';
@@ -616,6 +617,7 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
       synCount: v.synCount,
       finCount: v.finCount,
       rstCount: v.rstCount,
+      opened: (v.tcpFlags & TCP_OPENED) !== 0,
     };
   }
 

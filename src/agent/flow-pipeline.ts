@@ -1,0 +1,79 @@
+/**
+ * The flow pipeline, wired in one place: tracer (read and evict the kernel
+ * table on a period) -> accounter (rates, active and final records) ->
+ * conversations -> the consumer (exporter). The agent plugs its API, CLI
+ * feed and exporters in as the consumer.
+ */
+import type { NetworkMonitor } from '../monitor/network-monitor.js';
+import type { FlowStats } from '../types.js';
+import { FlowAccounter, type FlowRecord } from './flow-accounter.js';
+import { toConversations, type Conversation } from './conversations.js';
+import { InvalidArgumentError } from '../errors.js';
+
+export interface FlowPipelineOptions {
+  /** How often the kernel table is read, ms. Default 1000. */
+  intervalMs?: number;
+  /** A flow with no packet for this long leaves the kernel table with a final record, ms. Default 15000. */
+  idleTimeoutMs?: number;
+  /** A long flow gets a record at least this often, ms. Default 60000. */
+  activeTimeoutMs?: number;
+  /** Where a failed cycle goes; default: the monitor's 'error' event. */
+  onError?: (err: Error) => void;
+}
+
+export interface PipelineCycle {
+  at: Date;
+  /** Active and final records due this cycle. */
+  records: FlowRecord[];
+  /** The table as read this cycle (evicted flows excluded). */
+  flows: FlowStats[];
+  conversations: Conversation[];
+  /** How long the cycle took, ms. */
+  durationMs: number;
+}
+
+export interface FlowPipeline {
+  /** Runs one cycle now (also what the timer runs). */
+  runOnce(): PipelineCycle;
+  close(): void;
+}
+
+export function startFlowPipeline(monitor: NetworkMonitor, options: FlowPipelineOptions, consume: (cycle: PipelineCycle) => void): FlowPipeline {
+  const intervalMs = options.intervalMs ?? 1000;
+  const idleTimeoutMs = options.idleTimeoutMs ?? 15000;
+  const activeTimeoutMs = options.activeTimeoutMs ?? 60000;
+  for (const [name, v] of Object.entries({ intervalMs, idleTimeoutMs, activeTimeoutMs })) {
+    if (!Number.isFinite(v) || v <= 0) throw new InvalidArgumentError(`${name} must be a positive number of milliseconds, got ${v}`);
+  }
+  const accounter = new FlowAccounter({ activeTimeoutMs });
+
+  const runOnce = (): PipelineCycle => {
+    const t0 = performance.now();
+    // Tracer: evict first, so the read that follows holds only live flows.
+    const evicted = monitor.evictIdleFlows(idleTimeoutMs);
+    const flows = monitor.getFlowStats();
+    // Accounter.
+    const records = accounter.ingest(flows, evicted, t0);
+    const cycle: PipelineCycle = { at: new Date(), records, flows, conversations: toConversations(flows), durationMs: performance.now() - t0 };
+    // Exporter.
+    consume(cycle);
+    return cycle;
+  };
+
+  let timer: NodeJS.Timeout | null = setInterval(() => {
+    try {
+      runOnce();
+    } catch (err) {
+      const e = err instanceof Error ? err : new Error(String(err));
+      if (options.onError) options.onError(e);
+      else monitor.emit('error', e);
+    }
+  }, intervalMs);
+  return {
+    runOnce,
+    close() {
+      if (timer) clearInterval(timer);
+      timer = null;
+    },
+  };
+}

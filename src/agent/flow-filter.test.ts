@@ -1,0 +1,44 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { FilterError, compileFilter, parseFilter } from './flow-filter.js';
+import type { FlowKey } from '../types.js';
+
+const key: FlowKey = { family: 'ipv4', srcIp: '198.18.1.5', dstIp: '198.18.2.9', srcPort: 40000, dstPort: 80, protocol: 'TCP', protocolNumber: 6, direction: 'ingress', ifindex: 4 };
+const v6: FlowKey = { ...key, family: 'ipv6', srcIp: 'fd00::5', dstIp: 'fd00:1::9', protocol: 'UDP', protocolNumber: 17 };
+
+test('each filter matches what it names, either end of the flow', () => {
+  const m = (p: Record<string, string>, k = key, iface = 'veth1') => compileFilter(parseFilter(p))(k, iface);
+  assert.ok(m({}));
+  assert.ok(m({ ip: '198.18.2.9' }));
+  assert.ok(!m({ ip: '198.18.2.10' }));
+  assert.ok(m({ cidr: '198.18.1.0/24' }));
+  assert.ok(!m({ cidr: '10.0.0.0/8' }));
+  assert.ok(m({ cidr: 'fd00::/16' }, v6));
+  assert.ok(m({ port: '80' }));
+  assert.ok(m({ port: '40000' }));
+  assert.ok(!m({ port: '81' }));
+  assert.ok(m({ protocol: 'TCP' }));
+  assert.ok(!m({ protocol: 'udp' }));
+  assert.ok(m({ direction: 'ingress' }));
+  assert.ok(!m({ direction: 'egress' }));
+  assert.ok(m({ interface: 'veth1' }));
+  assert.ok(!m({ interface: 'veth2' }));
+  assert.ok(m({ ip: '198.18.1.5', port: '80', protocol: 'tcp', interface: 'veth1' }), 'filters combine with AND');
+});
+
+test('a bad value names its parameter', () => {
+  const bad: [Record<string, string>, string][] = [
+    [{ ip: '999.1.1.1' }, 'ip'],
+    [{ cidr: '10.0.0.0/33' }, 'cidr'],
+    [{ cidr: 'banana' }, 'cidr'],
+    [{ port: '70000' }, 'port'],
+    [{ port: '8o' }, 'port'],
+    [{ protocol: 'sctp' }, 'protocol'],
+    [{ direction: 'up' }, 'direction'],
+    [{ interface: 'a b' }, 'interface'],
+    [{ colour: 'red' }, 'colour'],
+  ];
+  for (const [p, param] of bad) {
+    assert.throws(() => parseFilter(p), (e: unknown) => e instanceof FilterError && e.param === param && e.message.startsWith(`${param}: `), JSON.stringify(p));
+  }
+});

@@ -25,12 +25,6 @@ export interface FlowRecord {
   bytesPerSec: number;
 }
 
-export interface FlowRate {
-  flow: FlowStats;
-  packetsPerSec: number;
-  bytesPerSec: number;
-}
-
 export interface AccounterOptions {
   /** Report long flows at least this often, in ms. */
   activeTimeoutMs: number;
@@ -124,6 +118,13 @@ export class FlowAccounter {
     s.reportedBytes = flow.bytes;
     s.reportedAt = atMs;
     return rec;
+  }
+
+  /** Every live flow's rates over the last read interval, by flowId(). */
+  rates(): Map<string, { packetsPerSec: number; bytesPerSec: number }> {
+    const out = new Map<string, { packetsPerSec: number; bytesPerSec: number }>();
+    for (const [id, s] of this.state) out.set(id, { packetsPerSec: s.packetsPerSec, bytesPerSec: s.bytesPerSec });
+    return out;
   }
 
   /** Flows being tracked. */

@@ -27,6 +27,8 @@ export interface PipelineCycle {
   records: FlowRecord[];
   /** The table as read this cycle (evicted flows excluded). */
   flows: FlowStats[];
+  /** Each live flow's rates over the last interval, by flowId(). */
+  rates: Map<string, { packetsPerSec: number; bytesPerSec: number }>;
   conversations: Conversation[];
   /** How long the cycle took, ms. */
   durationMs: number;
@@ -54,7 +56,14 @@ export function startFlowPipeline(monitor: NetworkMonitor, options: FlowPipeline
     const flows = monitor.getFlowStats();
     // Accounter.
     const records = accounter.ingest(flows, evicted, t0);
-    const cycle: PipelineCycle = { at: new Date(), records, flows, conversations: toConversations(flows), durationMs: performance.now() - t0 };
+    const cycle: PipelineCycle = {
+      at: new Date(),
+      records,
+      flows,
+      rates: accounter.rates(),
+      conversations: toConversations(flows),
+      durationMs: performance.now() - t0,
+    };
     // Exporter.
     consume(cycle);
     return cycle;

@@ -88,16 +88,32 @@ export class TestNet {
       };
       this.pods.push(pod);
       sh('ip', ['netns', 'add', pod.netns]);
-      sh('ip', ['link', 'add', pod.hostIf, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', pod.netns]);
-      sh('sysctl', ['-qw', `net.ipv6.conf.${pod.hostIf}.disable_ipv6=1`]);
-      sh('ip', ['link', 'set', pod.hostIf, 'master', this.bridge]);
-      sh('ip', ['link', 'set', pod.hostIf, 'up']);
       this.exec(pod, 'ip', ['link', 'set', 'lo', 'up']);
-      if (!ipv6) this.exec(pod, 'sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1']);
-      this.exec(pod, 'ip', ['addr', 'add', `${pod.ipv4}/24`, 'dev', 'eth0']);
-      if (ipv6) this.exec(pod, 'ip', ['addr', 'add', `${pod.ipv6}/64`, 'dev', 'eth0', 'nodad']);
-      this.exec(pod, 'ip', ['link', 'set', 'eth0', 'up']);
+      // `default` covers the eth0 made next (and any later one), `all` what exists.
+      if (!ipv6) this.exec(pod, 'sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
+      this.wire(pod, ipv6);
     }
+  }
+
+  /** The pod's veth: host end on the bridge, eth0 in the pod with its addresses. */
+  private wire(pod: Pod, ipv6: boolean): void {
+    sh('ip', ['link', 'add', pod.hostIf, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', pod.netns]);
+    sh('sysctl', ['-qw', `net.ipv6.conf.${pod.hostIf}.disable_ipv6=1`]);
+    sh('ip', ['link', 'set', pod.hostIf, 'master', this.bridge]);
+    sh('ip', ['link', 'set', pod.hostIf, 'up']);
+    this.exec(pod, 'ip', ['addr', 'add', `${pod.ipv4}/24`, 'dev', 'eth0']);
+    if (ipv6) this.exec(pod, 'ip', ['addr', 'add', `${pod.ipv6}/64`, 'dev', 'eth0', 'nodad']);
+    this.exec(pod, 'ip', ['link', 'set', 'eth0', 'up']);
+  }
+
+  /** Deletes the pod's veth, as a CNI does when a pod goes. */
+  unplug(pod: Pod): void {
+    sh('ip', ['link', 'del', pod.hostIf]);
+  }
+
+  /** Gives the pod a new veth with the same names and addresses. */
+  replug(pod: Pod, opts: { ipv6?: boolean } = {}): void {
+    this.wire(pod, opts.ipv6 ?? true);
   }
 
   pod(name: string): Pod {

@@ -1,0 +1,227 @@
+/**
+ * The agent: one NetworkMonitor, attached to every interface the config
+ * names as interfaces come and go, the flow pipeline on a period, and the
+ * recent flows and events kept queryable in memory within the config's
+ * bounds. The HTTP API and the CLI read it; nothing here listens.
+ */
+import { EventEmitter } from 'node:events';
+import { NetworkMonitor } from '../monitor/network-monitor.js';
+import type { Hook, InterfaceCounters, OutcomeCounts, SecurityEvent, FlowStats } from '../types.js';
+import type { AgentConfig } from './config.js';
+import { InterfaceWatcher, type InterfaceRef } from './interface-watcher.js';
+import { startFlowPipeline, type FlowPipeline, type PipelineCycle } from './flow-pipeline.js';
+import { flowId, type FlowRecord } from './flow-accounter.js';
+import { toConversations, type Conversation } from './conversations.js';
+import { Recent } from './recent.js';
+import { compileFilter, type FlowFilter } from './flow-filter.js';
+
+export interface AgentEvents {
+  record: [FlowRecord];
+  security: [SecurityEvent];
+  cycle: [PipelineCycle];
+  error: [Error];
+}
+
+export interface InterfaceStatus {
+  name: string;
+  ifindex: number;
+  attached: boolean;
+  hooks: string[];
+  /** Why it is not attached, or what was chosen for it. */
+  notes: string[];
+  /** Counts by hook, continuing across the interface going away and coming back. */
+  counters: Partial<Record<Hook, { packets: OutcomeCounts; bytes: OutcomeCounts }>>;
+}
+
+export interface AgentStats {
+  interfaces: InterfaceStatus[];
+  flowTable: { entries: number; capacity: number; fill: number; insertFailed: number };
+  lost: { packetEvents: number; securityEvents: number; securityGaps: number; consumer: number };
+  /** Packets TC parsed against packets it could attribute to a flow (the rest hit a full table). */
+  coverage: { seen: number; attributed: number; ratio: number };
+  pipeline: { cycles: number; lastCycleMs: number | undefined; recentFlows: number; recentFlowsDropped: number; recentEvents: number };
+}
+
+/** A flow as the API shows it: live (in the kernel table) or finished (evicted). */
+export interface FlowView extends FlowStats {
+  state: 'live' | 'finished';
+  packetsPerSec: number;
+  bytesPerSec: number;
+}
+
+function addCounts(into: OutcomeCounts, from: OutcomeCounts): OutcomeCounts {
+  return {
+    total: into.total + from.total,
+    parsed: into.parsed + from.parsed,
+    nonIp: into.nonIp + from.nonIp,
+    truncated: into.truncated + from.truncated,
+    malformed: into.malformed + from.malformed,
+  };
+}
+
+export class Agent extends EventEmitter<AgentEvents> {
+  private readonly interfaces = new Map<number, InterfaceStatus>();
+  /** Counters of interfaces that went away, by name, so a returning name continues. */
+  private readonly retired = new Map<string, InterfaceStatus['counters']>();
+  private readonly finished: Recent<FlowRecord>;
+  private readonly securityEvents: Recent<SecurityEvent>;
+  private lastCycle: PipelineCycle | undefined;
+  private cycles = 0;
+  private closed = false;
+  private pipeline: FlowPipeline | undefined;
+  private watcher: InterfaceWatcher | undefined;
+
+  private constructor(
+    readonly config: AgentConfig,
+    readonly monitor: NetworkMonitor,
+  ) {
+    super();
+    this.finished = new Recent(config.recentFlows);
+    this.securityEvents = new Recent(config.recentEvents);
+  }
+
+  static async start(config: AgentConfig): Promise<Agent> {
+    const monitor = await NetworkMonitor.create({ flowTableCapacity: config.flowTableCapacity, packetSampleRate: config.packetSampleRate });
+    const agent = new Agent(config, monitor);
+    try {
+      monitor.on('error', (e) => agent.emit('error', e));
+      monitor.on('security', (e) => {
+        agent.securityEvents.push(e);
+        agent.emit('security', e);
+      });
+      monitor.startEventProcessing();
+      agent.watcher = InterfaceWatcher.start(config.interface);
+      agent.watcher.on('added', (r) => void agent.attach(r));
+      agent.watcher.on('removed', (r) => void agent.forget(r));
+      agent.watcher.on('error', (e) => agent.emit('error', e));
+      for (const r of agent.watcher.current()) await agent.attach(r);
+      agent.pipeline = startFlowPipeline(
+        monitor,
+        { intervalMs: config.intervalMs, idleTimeoutMs: config.idleTimeoutMs, activeTimeoutMs: config.activeTimeoutMs, onError: (e) => agent.emit('error', e) },
+        (cycle) => agent.onCycle(cycle),
+      );
+      return agent;
+    } catch (err) {
+      await agent.close();
+      throw err;
+    }
+  }
+
+  private async attach(r: InterfaceRef): Promise<void> {
+    if (this.closed) return;
+    const status: InterfaceStatus = { name: r.name, ifindex: r.ifindex, attached: false, hooks: [], notes: [], counters: {} };
+    this.interfaces.set(r.ifindex, status);
+    try {
+      const info = await this.monitor.attachToInterface(r.name, { xdp: this.config.xdp });
+      status.attached = true;
+      status.hooks = info.hooks.map((h) => `${h.hook} (${h.mode})`);
+      status.notes = info.notes;
+    } catch (err) {
+      // One bad interface must not stop the others; it shows in stats.
+      status.notes = [`not attached: ${(err as Error).message.split('\n')[0]}`];
+    }
+  }
+
+  private async forget(r: InterfaceRef): Promise<void> {
+    const status = this.interfaces.get(r.ifindex);
+    if (!status) return;
+    // Keep what it counted, so the same name continues if it comes back.
+    const counters = this.countersOf(r.ifindex);
+    this.retired.set(r.name, this.mergeCounters(this.retired.get(r.name) ?? {}, counters));
+    this.interfaces.delete(r.ifindex);
+    if (!this.closed) await this.monitor.detachFromInterface(r.name).catch(() => false);
+  }
+
+  private countersOf(ifindex: number, all?: InterfaceCounters[]): InterfaceStatus['counters'] {
+    const out: InterfaceStatus['counters'] = {};
+    for (const c of all ?? this.monitor.getPacketStats().interfaces) {
+      if (c.ifindex === ifindex) out[c.hook] = { packets: c.packets, bytes: c.bytes };
+    }
+    return out;
+  }
+
+  private mergeCounters(a: InterfaceStatus['counters'], b: InterfaceStatus['counters']): InterfaceStatus['counters'] {
+    const out: InterfaceStatus['counters'] = { ...a };
+    for (const [hook, c] of Object.entries(b) as [Hook, { packets: OutcomeCounts; bytes: OutcomeCounts }][]) {
+      const prev = out[hook];
+      out[hook] = prev ? { packets: addCounts(prev.packets, c.packets), bytes: addCounts(prev.bytes, c.bytes) } : c;
+    }
+    return out;
+  }
+
+  private onCycle(cycle: PipelineCycle): void {
+    this.cycles++;
+    this.lastCycle = cycle;
+    for (const r of cycle.records) {
+      if (r.reason === 'final') this.finished.push(r);
+      this.emit('record', r);
+    }
+    this.emit('cycle', cycle);
+  }
+
+  /** True once the programs are loaded and the pipeline has run once. */
+  get ready(): boolean {
+    return !this.closed && this.cycles > 0;
+  }
+
+  /** Live flows from the last cycle, then recently finished ones, filtered; newest last. */
+  flows(filter: FlowFilter = {}, limit = 1000): FlowView[] {
+    const match = compileFilter(filter);
+    const out: FlowView[] = [];
+    for (const r of this.finished.toArray()) {
+      if (match(r.flow.key, r.flow.interface)) out.push({ ...r.flow, state: 'finished', packetsPerSec: r.packetsPerSec, bytesPerSec: r.bytesPerSec });
+    }
+    for (const f of this.lastCycle?.flows ?? []) {
+      if (!match(f.key, f.interface)) continue;
+      const rate = this.lastCycle?.rates.get(flowId(f.key));
+      out.push({ ...f, state: 'live', packetsPerSec: rate?.packetsPerSec ?? 0, bytesPerSec: rate?.bytesPerSec ?? 0 });
+    }
+    return out.slice(-limit);
+  }
+
+  /** Conversations among the live flows of the last cycle, filtered by their flows. */
+  conversations(filter: FlowFilter = {}): Conversation[] {
+    const match = compileFilter(filter);
+    return toConversations((this.lastCycle?.flows ?? []).filter((f) => match(f.key, f.interface)));
+  }
+
+  recentSecurityEvents(): SecurityEvent[] {
+    return this.securityEvents.toArray();
+  }
+
+  stats(): AgentStats {
+    const ps = this.monitor.getPacketStats();
+    const interfaces = [...this.interfaces.values()].map((s) => ({
+      ...s,
+      counters: this.mergeCounters(this.retired.get(s.name) ?? {}, this.countersOf(s.ifindex, ps.interfaces)),
+    }));
+    const seen = ps.ingress.packets.parsed + ps.egress.packets.parsed;
+    const attributed = seen - ps.flowTable.insertFailed;
+    return {
+      interfaces,
+      flowTable: { ...ps.flowTable, fill: ps.flowTable.entries / ps.flowTable.capacity },
+      lost: {
+        packetEvents: ps.events.packet.dropped,
+        securityEvents: ps.events.security.dropped,
+        securityGaps: ps.events.security.gaps,
+        consumer: ps.events.consumerDropped,
+      },
+      coverage: { seen, attributed, ratio: seen === 0 ? 1 : attributed / seen },
+      pipeline: {
+        cycles: this.cycles,
+        lastCycleMs: this.lastCycle?.durationMs,
+        recentFlows: this.finished.size,
+        recentFlowsDropped: this.finished.dropped,
+        recentEvents: this.securityEvents.size,
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.pipeline?.close();
+    this.watcher?.close();
+    await this.monitor.close();
+  }
+}

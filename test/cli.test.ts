@@ -2,11 +2,14 @@
  * The kubenetprobe command: `npx kubenetprobe` reaches it (package.json bin),
  * and `doctor` says what works here, exiting non-zero when the agent can't run.
  */
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { packageRoot } from '../src/paths.js';
+import { TestNet } from './helpers/testnet.js';
+import { attachedTo, nothingAttached, sleep, waitFor } from './helpers/attached.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
@@ -21,7 +24,7 @@ test('npx kubenetprobe runs the CLI', () => {
   const r = spawnSync('npx', ['--no-install', 'kubenetprobe', '--help'], { encoding: 'utf8', cwd: packageRoot() });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /Usage: kubenetprobe/);
-  assert.match(r.stdout, /doctor \[options\]/);
+  for (const cmd of ['doctor', 'agent', 'observe', 'stats']) assert.match(r.stdout, new RegExp(`^ +${cmd} `, 'm'), cmd);
 });
 
 test('doctor on this machine: every check passes and the programs load', () => {
@@ -56,3 +59,72 @@ test('a bad option is a one-line error and exit 2', () => {
   assert.equal(r.code, 2);
   assert.equal(r.err, 'kubenetprobe: --output must be table or json, got yaml\n');
 });
+
+describe('agent, observe and stats end to end', () => {
+  test('observe with filters shows exactly the known flow; stats; SIGTERM leaves nothing attached', async () => {
+    const net = TestNet.create(2, { ipv6: false });
+    const port = await freePort();
+    const agent = spawn(process.execPath, [CLI, 'agent', '--interface', `kv${net.id}*`, '--listen', `127.0.0.1:${port}`, '--interval-ms', '100'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    agent.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    agent.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((r) => agent.once('exit', r));
+    try {
+      const a = net.pod('a');
+      const b = net.pod('b');
+      await waitFor('the agent to listen', () => out.includes('API at'), 20000);
+      assert.match(out, new RegExp(`API at http://127\\.0\\.0\\.1:${port}`));
+      assert.match(out, new RegExp(`attached to (${a.hostIf}, ${b.hostIf}|${b.hostIf}, ${a.hostIf})`));
+      net.traffic(a, ['udp-send', b.ipv4, '6301', '25', '70', '49301']);
+      await sleep(400);
+      const server = ['--server', `http://127.0.0.1:${port}`];
+      const json = run(['observe', '--port', '6301', '--interface', a.hostIf, '-o', 'json', ...server]);
+      assert.equal(json.code, 0, json.err);
+      const lines = json.out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      assert.equal(lines.length, 1);
+      assert.deepEqual(
+        { srcIp: lines[0]!['srcIp'], dstPort: lines[0]!['dstPort'], protocol: lines[0]!['protocol'], direction: lines[0]!['direction'], packets: lines[0]!['packets'], bytes: lines[0]!['bytes'] },
+        { srcIp: a.ipv4, dstPort: 6301, protocol: 'UDP', direction: 'ingress', packets: 25, bytes: 25 * (20 + 8 + 70) },
+      );
+      const tableOut = run(['observe', '--port', '6301', ...server]);
+      assert.match(tableOut.out, /^TIME +INTERFACE +DIR +PROTO +SOURCE +DESTINATION +PACKETS +BYTES/);
+      assert.equal(tableOut.out.trim().split('\n').length, 3, 'header + ingress at a + egress at b');
+      const bad = run(['observe', '--port', 'eighty', ...server]);
+      assert.equal(bad.code, 2);
+      assert.match(bad.err, /the agent refused: port: not a port number/);
+      const stats = run(['stats', ...server]);
+      assert.equal(stats.code, 0, stats.err);
+      assert.match(stats.out, new RegExp(`^${a.hostIf} +tc-ingress \\(tcx\\) tc-egress \\(tcx\\)`, 'm'));
+      assert.match(stats.out, /^coverage +100\.00 %/m);
+    } finally {
+      agent.kill('SIGTERM');
+      assert.equal(await exited, 0);
+      assert.match(out, /SIGTERM, detaching/);
+      for (const p of net.pods) assert.ok(nothingAttached(attachedTo(p.hostIf)), p.hostIf);
+      await net.close();
+    }
+  });
+
+  test('without an agent, observe says how to start one', () => {
+    const r = run(['observe', '--server', 'http://127.0.0.1:9']);
+    assert.equal(r.code, 2);
+    assert.match(r.err, /no agent answers at http:\/\/127\.0\.0\.1:9\n {2}hint: start one with `npx kubenetprobe agent --interface eth0`/);
+  });
+
+  test('bad agent config names the field and exits 2', () => {
+    const r = run(['agent', '--interface', 'eth0;reboot']);
+    assert.equal(r.code, 2);
+    assert.match(r.err, /kubenetprobe: invalid config: interface: invalid interface pattern "eth0;reboot"/);
+    const env = spawnSync(process.execPath, [CLI, 'agent'], { encoding: 'utf8', env: { ...process.env, KUBENETPROBE_IDLE_TIMEOUT_MS: 'soon' } });
+    assert.equal(env.status, 2);
+    assert.match(env.stderr, /invalid config: idleTimeoutMs: /);
+  });
+});
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}

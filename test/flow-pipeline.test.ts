@@ -13,14 +13,14 @@ test('active and final records of a UDP flow add up to exactly the datagrams sen
   await onTestNode({ ipv6: false }, { packetSampleRate: 0 }, async ({ net, mon, a, b }) => {
     const { ifindex } = await mon.attachToInterface(a.hostIf, { tc: { egress: false } });
     const cycles: PipelineCycle[] = [];
-    const pipeline = startFlowPipeline(mon, { intervalMs: 100, idleTimeoutMs: 600, activeTimeoutMs: 250 }, (c) => cycles.push(c));
+    const pipeline = startFlowPipeline(mon, { intervalMs: 100, idleTimeoutMs: 1500, activeTimeoutMs: 250 }, (c) => cycles.push(c));
     try {
       for (let i = 0; i < 4; i++) {
         net.traffic(a, ['udp-send', b.ipv4, '5801', '100', '40', '47001']);
         await sleep(150);
       }
       const mine = (c: PipelineCycle) => c.records.filter((r) => r.flow.key.ifindex === ifindex && r.flow.key.dstPort === 5801);
-      await waitFor('the final record', () => cycles.some((c) => mine(c).some((r) => r.reason === 'final')), 5000);
+      await waitFor('the final record', () => cycles.some((c) => mine(c).some((r) => r.reason === 'final')), 8000);
       const records = cycles.flatMap(mine);
       assert.ok(records.filter((r) => r.reason === 'active').length >= 1, 'a long flow gets active records');
       assert.equal(records.filter((r) => r.reason === 'final').length, 1);

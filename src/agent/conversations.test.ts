@@ -76,8 +76,8 @@ test('one TCP connection seen at both pods’ veths is one conversation, counted
 
 test('the observation that saw more wins (one point may miss packets)', () => {
   const [c] = toConversations([
-    flow({ src: A, sport: 1, dst: B, dport: 2, proto: 'UDP', ifname: 'x', ifindex: 1, dir: 'ingress', packets: 5 }),
-    flow({ src: A, sport: 1, dst: B, dport: 2, proto: 'UDP', ifname: 'y', ifindex: 2, dir: 'egress', packets: 7 }),
+    flow({ src: A, sport: 40000, dst: B, dport: 53, proto: 'UDP', ifname: 'x', ifindex: 1, dir: 'ingress', packets: 5 }),
+    flow({ src: A, sport: 40000, dst: B, dport: 53, proto: 'UDP', ifname: 'y', ifindex: 2, dir: 'egress', packets: 7 }),
   ]);
   assert.equal(c!.aToB.packets, 7);
   assert.equal(c!.aToB.observedAt, 'y egress');
@@ -92,21 +92,27 @@ test('TCP state from flags: reset, closing, syn-sent, open', () => {
   const back = { src: B, sport: 4, dst: A, dport: 3, ifname: 'x', ifindex: 1, dir: 'egress' as const, packets: 1 };
   assert.equal(one([{ ...base, syn: 1 }, { ...back, rst: 1 }]), 'reset');
   assert.equal(one([{ ...base, syn: 1, fin: 1 }, { ...back, syn: 1 }]), 'closing');
-  assert.equal(one([{ ...base, syn: 1, flags: ['SYN'] }]), 'syn-sent');
+  assert.equal(one([{ ...base, syn: 1, flags: ['SYN'], opened: true }]), 'syn-sent');
   assert.equal(one([{ ...base }, { ...back }]), 'open');
 });
 
-test('without a SYN the lower endpoint is a; separate connections stay separate', () => {
+test('without a SYN the side on the higher port is the client; separate connections stay separate', () => {
   const conv = toConversations([
-    flow({ src: B, sport: 9, dst: A, dport: 8, proto: 'UDP', ifname: 'x', ifindex: 1, dir: 'ingress', packets: 1 }),
-    flow({ src: A, sport: 8, dst: B, dport: 9, proto: 'UDP', ifname: 'x', ifindex: 1, dir: 'egress', packets: 2 }),
-    flow({ src: A, sport: 18, dst: B, dport: 9, proto: 'UDP', ifname: 'x', ifindex: 1, dir: 'egress', packets: 3 }),
+    // a DNS-like exchange: B:53 answers A:40000
+    flow({ src: B, sport: 53, dst: A, dport: 40000, proto: 'UDP', ifname: 'x', ifindex: 1, dir: 'ingress', packets: 1 }),
+    flow({ src: A, sport: 40000, dst: B, dport: 53, proto: 'UDP', ifname: 'x', ifindex: 1, dir: 'egress', packets: 2 }),
+    flow({ src: A, sport: 40001, dst: B, dport: 53, proto: 'UDP', ifname: 'x', ifindex: 1, dir: 'egress', packets: 3 }),
+    // equal ports: the lower endpoint is a
+    flow({ src: B, sport: 7, dst: A, dport: 7, proto: 'UDP', ifname: 'x', ifindex: 1, dir: 'egress', packets: 4 }),
   ]);
-  assert.equal(conv.length, 2);
-  const c = conv.find((x) => x.a.port === 8 || x.b.port === 8)!;
-  assert.deepEqual(c.a, { ip: A, port: 8 });
+  assert.equal(conv.length, 3);
+  const c = conv.find((x) => x.a.port === 40000)!;
+  assert.deepEqual(c.b, { ip: B, port: 53 });
   assert.equal(c.aToB.packets, 2);
   assert.equal(c.bToA.packets, 1);
+  const same = conv.find((x) => x.a.port === 7)!;
+  assert.deepEqual(same.a, { ip: A, port: 7 });
+  assert.equal(same.bToA.packets, 4);
 });
 
 test('the side that opened the connection is a even when it is the higher endpoint', () => {

@@ -25,7 +25,7 @@ export interface Conversation {
   /** Stable id: protocol and both endpoints, client first where known. */
   id: string;
   protocol: string;
-  /** The client where TCP flags tell it (the side that sent a SYN without ACK), else the lower endpoint. */
+  /** The client where TCP flags tell it (the side that sent a SYN without ACK), else the side with the higher port. */
   a: Endpoint;
   b: Endpoint;
   aToB: DirectionCounts;
@@ -90,8 +90,10 @@ export function toConversations(flows: readonly FlowStats[]): Conversation[] {
     if (out.has(pairKey)) continue; // built from the other direction already
     const revTuple = `${k.protocolNumber} ${endpointText(dst)} ${endpointText(src)}`;
     const rev = best(byTuple.get(revTuple) ?? []);
-    // The client: the direction that sent a SYN without ACK; else the lower endpoint.
-    const fwdIsA = f.opened ? true : rev?.opened ? false : lo === src;
+    // The client: the direction that sent a SYN without ACK; else the side
+    // with the higher port (services listen on the lower, well-known one);
+    // with equal ports, the lower endpoint.
+    const fwdIsA = f.opened ? true : rev?.opened ? false : src.port !== dst.port ? src.port > dst.port : lo === src;
     const ab = fwdIsA ? f : rev;
     const ba = fwdIsA ? rev : f;
     const a = fwdIsA ? src : dst;

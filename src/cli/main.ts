@@ -139,6 +139,27 @@ filterOptions(
 });
 
 program
+  .command('demo')
+  .description('build a small Kubernetes-like node here (pods in namespaces), run traffic and scans between them, and watch it with the agent (needs root)')
+  .option('-s, --seconds <n>', 'stop after this long; 0 runs until Ctrl-C', '0')
+  .option('-l, --listen <host:port>', 'where the agent API listens', '127.0.0.1:9470')
+  .action(async (opts: { seconds: string; listen: string }) => {
+    const seconds = Number(opts.seconds);
+    if (!Number.isInteger(seconds) || seconds < 0) throw new KubeNetProbeError('INVALID_ARGUMENT', `--seconds must be a whole number from 0, got ${opts.seconds}`);
+    const { runDemo } = await import('../demo/run-demo.js');
+    // A reader that goes away (`| head`) must not crash the demo before it cleans up.
+    process.stdout.on('error', () => {});
+    await runDemo({
+      seconds,
+      listen: opts.listen,
+      // A closed pipe (`| head`) stops the demo through stdout's 'error'; writes after that are dropped.
+      write: (l) => {
+        if (process.stdout.writable) process.stdout.write(`${l}\n`);
+      },
+    });
+  });
+
+program
   .command('stats')
   .description('counters and health of a running agent at a glance')
   .option('-o, --output <format>', 'table or json', 'table')

@@ -1,0 +1,149 @@
+/**
+ * `kubenetprobe demo`: builds the demo node, runs real traffic between its
+ * pods (HTTP, UDP request/response, bulk TCP, and scan bursts from the
+ * attacker), starts the agent on the pods' veths with the API, and prints a
+ * live summary with pod names. On Ctrl-C (or after `seconds`) it removes
+ * every namespace, link and program it made.
+ */
+import { spawn } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
+import { DemoNode, type DemoPod } from './demo-node.js';
+import { Agent } from '../agent/agent.js';
+import { loadConfig, parseListen } from '../agent/config.js';
+import { startApiServer, type ApiServer } from '../api/server.js';
+
+export interface DemoOptions {
+  /** Stop after this long; 0 runs until SIGINT/SIGTERM. */
+  seconds: number;
+  listen: string;
+  write: (line: string) => void;
+}
+
+function human(n: number): string {
+  const u = ['B', 'KiB', 'MiB', 'GiB'];
+  let i = 0;
+  while (n >= 1024 && i < u.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return `${n.toFixed(i ? 1 : 0)} ${u[i]}`;
+}
+
+export async function runDemo(opts: DemoOptions): Promise<void> {
+  const node = DemoNode.create();
+  let agent: Agent | undefined;
+  let api: ApiServer | undefined;
+  let inventoryPath: string | undefined;
+  const timers: NodeJS.Timeout[] = [];
+  let stopping: Promise<void> | undefined;
+  const stop = (why: string): Promise<void> =>
+    (stopping ??= (async () => {
+      for (const t of timers) clearInterval(t);
+      opts.write(`demo: ${why}; removing the demo node`);
+      await api?.close();
+      await agent?.close();
+      node.close();
+      if (inventoryPath) rmSync(inventoryPath, { force: true });
+      opts.write(`demo: removed ${node.pods.length} pods, their veths and the bridge ${node.bridge}`);
+    })());
+  const onSignal = (sig: string) => () => void stop(sig);
+  const sigint = onSignal('SIGINT');
+  const sigterm = onSignal('SIGTERM');
+  process.once('SIGINT', sigint);
+  process.once('SIGTERM', sigterm);
+  // Whatever ends the process (a closed pipe on stdout, an uncaught error),
+  // the namespaces, links and traffic processes go with it: close() is
+  // synchronous, and the agent's links are undone by the kernel.
+  const onExit = (): void => node.close();
+  process.once('exit', onExit);
+  const onStdoutError = (): void => void stop('output closed');
+  process.stdout.on('error', onStdoutError);
+  try {
+    const names = node.inventory();
+    const who = (ip: string): string => {
+      const p = names.get(ip);
+      return p ? `${p.namespace}/${p.name}` : ip;
+    };
+    inventoryPath = node.writeInventory(tmpdir());
+    const p = (n: string): DemoPod => node.pod(n);
+    const seconds = opts.seconds > 0 ? opts.seconds : 24 * 3600;
+
+    // Servers first, then the agent, then the clients, so every flow is seen from its first packet.
+    await node.traffic(p('frontend'), ['serve-http', '80']);
+    await node.traffic(p('api'), ['serve-http', '8080']);
+    await node.traffic(p('db'), ['serve-tcp', '5432']);
+    await node.traffic(p('dns'), ['serve-udp', '53']);
+    agent = await Agent.start(loadConfig({ flags: { interface: [node.interfaceGlob], listen: opts.listen, intervalMs: 1000, idleTimeoutMs: 10000 } }));
+    api = await startApiServer(agent, parseListen(opts.listen));
+
+    opts.write('demo: pods');
+    for (const pod of node.pods) opts.write(`  ${`${pod.namespace}/${pod.name}`.padEnd(22)} ${pod.ip.padEnd(15)} veth ${pod.hostIf}  ${Object.entries(pod.labels).map(([k, v]) => `${k}=${v}`).join(',')}`);
+    opts.write(`demo: inventory (pod identity) in ${inventoryPath}`);
+    opts.write(`demo: API at ${api.url}  (try: npx kubenetprobe observe --server ${api.url} --follow)`);
+
+    await node.traffic(p('client'), ['client', String(seconds), `http:${p('frontend').ip}:80:500`, `udp:${p('dns').ip}:53:1000`, `bulk:${p('db').ip}:5432:4000:2000000`]);
+    await node.traffic(p('frontend'), ['client', String(seconds), `http:${p('api').ip}:8080:700`]);
+    await node.traffic(p('api'), ['client', String(seconds), `bulk:${p('db').ip}:5432:1500:20000`]);
+
+    // Now and then a burst of scan traffic from the attacker (hping3: no flags = NULL, -F -P -U = XMAS).
+    const scan = (): void => {
+      for (const [target, port, flags] of [
+        [p('api'), '8080', []],
+        [p('db'), '5432', ['-F', '-P', '-U']],
+      ] as const) {
+        const child = spawn('ip', ['netns', 'exec', p('attacker').netns, 'hping3', '-q', '-c', '3', '-i', 'u20000', ...flags, '-p', port, target.ip], { stdio: 'ignore' });
+        child.on('error', () => opts.write('demo: hping3 is missing, no scans (apt-get install hping3)'));
+      }
+    };
+    setTimeout(scan, 3000).unref();
+    timers.push(setInterval(scan, 10000));
+
+    agent.on('security', (e) => {
+      opts.write(`SECURITY ${e.severity.toUpperCase()} ${e.type}: ${who(e.attacker.ip)} -> ${who(e.target.ip)}:${e.target.port} (${e.description})`);
+    });
+    // Connections grouped pod -> pod:port, the way a service map shows them.
+    const summary = (): void => {
+      if (!agent) return;
+      const groups = new Map<string, { bytes: [number, number]; conns: number; states: Set<string> }>();
+      for (const c of agent.conversations()) {
+        const k = `${who(c.a.ip)} -> ${who(c.b.ip)}:${c.b.port} ${c.protocol}`;
+        const g = groups.get(k) ?? { bytes: [0, 0], conns: 0, states: new Set<string>() };
+        g.bytes[0] += c.aToB.bytes;
+        g.bytes[1] += c.bToA.bytes;
+        g.conns++;
+        if (c.state !== 'none') g.states.add(c.state);
+        groups.set(k, g);
+      }
+      const s = agent.stats();
+      opts.write(
+        `--- ${new Date().toISOString()}: ${groups.size} pod-to-pod paths, flow table ${s.flowTable.entries}/${s.flowTable.capacity}, coverage ${(s.coverage.ratio * 100).toFixed(1)} %, lost events ${s.lost.packetEvents + s.lost.securityEvents}`,
+      );
+      const top = [...groups].sort(([, x], [, y]) => y.bytes[0] + y.bytes[1] - (x.bytes[0] + x.bytes[1])).slice(0, 8);
+      for (const [k, g] of top) {
+        opts.write(`  ${k.padEnd(48)} ${human(g.bytes[0]).padStart(9)} / ${human(g.bytes[1]).padStart(9)}  ${g.conns} conn${g.conns > 1 ? 's' : ''} ${[...g.states].join(',')}`);
+      }
+    };
+    timers.push(setInterval(summary, 2000));
+
+    await new Promise<void>((resolve) => {
+      if (opts.seconds > 0) setTimeout(resolve, opts.seconds * 1000).unref();
+      void (async () => {
+        // Resolve too when a signal started the stop.
+        while (!stopping) await new Promise((r) => setTimeout(r, 200));
+        resolve();
+      })();
+    });
+    await stop(`${opts.seconds} s elapsed`);
+  } catch (err) {
+    // Setting up while a stop (a signal, a closed output) tore the node down: not an error.
+    if (stopping) return await stopping;
+    await stop('error');
+    throw err;
+  } finally {
+    process.off('SIGINT', sigint);
+    process.off('SIGTERM', sigterm);
+    process.off('exit', onExit);
+    process.stdout.off('error', onStdoutError);
+  }
+}

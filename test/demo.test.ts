@@ -1,0 +1,44 @@
+/**
+ * The demo: it starts, flows between the named pods show in the API within
+ * seconds, scans show as security events, and nothing is left after it exits.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { waitFor } from './helpers/attached.js';
+
+const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+
+test('kubenetprobe demo: named pods, flows in the API, scans, and a clean exit', async () => {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  const demo = spawn(process.execPath, [CLI, 'demo', '--seconds', '14', '--listen', `127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  demo.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  demo.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((r) => demo.once('exit', r));
+  try {
+    await waitFor('the API', () => out.includes('API at'), 30000);
+    const frontendIp = new RegExp(`shop/frontend +(198\\.18\\.\\d+\\.\\d+)`).exec(out)?.[1];
+    assert.ok(frontendIp, 'the pods are listed with their addresses');
+    let flows: { key: { dstIp: string; dstPort: number } }[] = [];
+    await waitFor('client -> frontend flows through the API', () => {
+      void fetch(`http://127.0.0.1:${port}/api/v1/flows?ip=${frontendIp}&port=80`)
+        .then((r) => r.json())
+        .then((b) => (flows = (b as { flows: typeof flows }).flows))
+        .catch(() => {});
+      return flows.some((f) => f.key.dstIp === frontendIp && f.key.dstPort === 80);
+    }, 8000);
+    await waitFor('a scan reported', () => /SECURITY MEDIUM tcp-(null|xmas)-scan: default\/attacker -> /.test(out), 12000);
+    assert.match(out, /default\/client -> shop\/frontend:80 TCP/);
+  } finally {
+    assert.equal(await exited, 0, out);
+  }
+  assert.match(out, /demo: removed 6 pods/);
+  assert.doesNotMatch(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }), /kdemo-/);
+  assert.doesNotMatch(execFileSync('ip', ['link'], { encoding: 'utf8' }), /kdb[0-9a-f]{6}|kd[0-9a-f]{6}\d/);
+});

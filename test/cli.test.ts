@@ -24,7 +24,7 @@ test('npx kubenetprobe runs the CLI', () => {
   const r = spawnSync('npx', ['--no-install', 'kubenetprobe', '--help'], { encoding: 'utf8', cwd: packageRoot() });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /Usage: kubenetprobe/);
-  for (const cmd of ['doctor', 'agent', 'observe', 'stats']) assert.match(r.stdout, new RegExp(`^ +${cmd} `, 'm'), cmd);
+  for (const cmd of ['doctor', 'agent', 'observe', 'top', 'stats', 'demo']) assert.match(r.stdout, new RegExp(`^ +${cmd} `, 'm'), cmd);
 });
 
 test('doctor on this machine: every check passes and the programs load', () => {
@@ -92,6 +92,13 @@ describe('agent, observe and stats end to end', () => {
       const bad = run(['observe', '--port', 'eighty', ...server]);
       assert.equal(bad.code, 2);
       assert.match(bad.err, /the agent refused: port: not a port number/);
+      const top = run(['top', '--once', '--sort', 'bytes', '--interval-ms', '200', '--port', '6301', ...server]);
+      assert.equal(top.code, 0, top.err);
+      assert.match(top.out, /^kubenetprobe top — .* — 1 conversations, by bytes\nFROM +TO +PROTO +BYTES +PACKETS +RATE +STATE\n/);
+      assert.match(top.out, new RegExp(`^${a.ipv4.replace(/\./g, '\\.')}:49301 +${b.ipv4.replace(/\./g, '\\.')}:6301 +UDP +2\\.4 KiB +25 `, 'm'));
+      const badSort = run(['top', '--once', '--sort', 'loudest', ...server]);
+      assert.equal(badSort.code, 2);
+      assert.match(badSort.err, /--sort must be bytes, packets or rate, got loudest/);
       const stats = run(['stats', ...server]);
       assert.equal(stats.code, 0, stats.err);
       assert.match(stats.out, new RegExp(`^${a.hostIf} +tc-ingress \\(tcx\\) tc-egress \\(tcx\\)`, 'm'));

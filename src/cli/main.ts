@@ -159,6 +159,39 @@ program
     });
   });
 
+filterOptions(
+  program
+    .command('top')
+    .description('a live table of the busiest conversations (top talkers), refreshed in place')
+    .option('--sort <by>', 'bytes, packets or rate', 'rate')
+    .option('-n, --limit <n>', 'rows', '20')
+    .option('--interval-ms <ms>', 'refresh period', '1000')
+    .option('--once', 'print one frame (after one period, for the rates) and exit'),
+).action(async (opts: FilterOpts & { sort: string; limit: string; intervalMs: string; once?: boolean }) => {
+  const { renderTop, topRows } = await import('./top.js');
+  if (opts.sort !== 'bytes' && opts.sort !== 'packets' && opts.sort !== 'rate') throw new KubeNetProbeError('INVALID_ARGUMENT', `--sort must be bytes, packets or rate, got ${opts.sort}`);
+  const sort = opts.sort;
+  const limit = Number(opts.limit);
+  const interval = Number(opts.intervalMs);
+  if (!Number.isInteger(limit) || limit < 1) throw new KubeNetProbeError('INVALID_ARGUMENT', `--limit must be a whole number from 1, got ${opts.limit}`);
+  if (!Number.isFinite(interval) || interval < 100) throw new KubeNetProbeError('INVALID_ARGUMENT', `--interval-ms must be at least 100, got ${opts.intervalMs}`);
+  const read = async (): Promise<{ at: number; conv: import('../agent/conversations.js').Conversation[] }> => ({
+    at: Date.now(),
+    conv: (await apiGet<{ conversations: import('../agent/conversations.js').Conversation[] }>(opts.server, '/api/v1/conversations', filterQuery(opts))).conversations,
+  });
+  let prev = await read();
+  const tty = process.stdout.isTTY;
+  for (;;) {
+    await new Promise((r) => setTimeout(r, interval));
+    const now = await read();
+    const frame = renderTop(topRows(prev.conv, now.conv, (now.at - prev.at) / 1000, sort, limit), sort, new Date(now.at));
+    // In place on a terminal; one frame after another elsewhere.
+    process.stdout.write(tty ? `\x1b[H\x1b[2J${frame}\n` : `${frame}\n\n`);
+    if (opts.once) return;
+    prev = now;
+  }
+});
+
 program
   .command('stats')
   .description('counters and health of a running agent at a glance')

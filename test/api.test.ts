@@ -6,6 +6,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Agent } from '../src/agent/agent.js';
 import { loadConfig } from '../src/agent/config.js';
 import { startApiServer, type ApiServer } from '../src/api/server.js';
@@ -20,18 +23,26 @@ describe('HTTP API', () => {
   let api: ApiServer;
   let a: Pod;
   let b: Pod;
+  let dir: string | undefined;
 
   before(async () => {
     net = TestNet.create(2, { ipv6: false });
     a = net.pod('a');
     b = net.pod('b');
-    agent = await Agent.start(loadConfig({ flags: { interface: [`kv${net.id}*`], intervalMs: 100, packetSampleRate: '0' } }));
+    dir = mkdtempSync(join(tmpdir(), 'knp-api-'));
+    const inventory = join(dir, 'inventory.json');
+    writeFileSync(inventory, JSON.stringify({ pods: [
+      { name: 'client', namespace: 'default', labels: { app: 'client' }, ip: a.ipv4 },
+      { name: 'server', namespace: 'shop', labels: { app: 'server' }, ip: b.ipv4 },
+    ] }));
+    agent = await Agent.start(loadConfig({ flags: { interface: [`kv${net.id}*`], intervalMs: 100, packetSampleRate: '0', inventory } }));
     api = await startApiServer(agent, { host: '127.0.0.1', port: 0 });
   });
   after(async () => {
     await api?.close();
     await agent?.close();
     await net?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   const get = async (path: string): Promise<{ status: number; body: Record<string, unknown> }> => {
@@ -57,6 +68,14 @@ describe('HTTP API', () => {
       assert.deepEqual({ packets: flows[0]!.packets, bytes: flows[0]!.bytes }, want, query);
     }
     assert.equal((await q('port=6201')).length, 2, 'ingress at a, egress at b');
+    // Identity from the inventory: filters and names.
+    assert.equal((await q('port=6201&pod=shop/server')).length, 2);
+    assert.equal((await q('port=6201&pod=server&interface=' + a.hostIf)).length, 1);
+    assert.equal((await q('port=6201&namespace=default')).length, 2);
+    assert.equal((await q('port=6201&namespace=kube-system')).length, 0);
+    const named = (await get(`/api/v1/flows?port=6201&interface=${a.hostIf}`)).body['flows'] as { source: unknown; destination: unknown }[];
+    assert.deepEqual(named[0]!.source, { namespace: 'default', pod: 'client', labels: { app: 'client' } });
+    assert.deepEqual(named[0]!.destination, { namespace: 'shop', pod: 'server', labels: { app: 'server' } });
     assert.equal((await q('port=6201&protocol=tcp')).length, 0);
     const conv = (await get('/api/v1/conversations?port=6201')).body['conversations'] as { aToB: { packets: number } }[];
     assert.equal(conv.length, 1);
@@ -99,6 +118,8 @@ describe('HTTP API', () => {
       ['direction=sideways', 'direction'],
       ['limit=0', 'limit'],
       ['colour=red', 'colour'],
+      ['namespace=Not_A_Name', 'namespace'],
+      ['pod=a/b/c', 'pod'],
     ]) {
       const r = await get(`/api/v1/flows?${query}`);
       assert.equal(r.status, 400, query);

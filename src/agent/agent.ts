@@ -14,6 +14,7 @@ import { flowId, type FlowRecord } from './flow-accounter.js';
 import { toConversations, type Conversation } from './conversations.js';
 import { Recent } from './recent.js';
 import { compileFilter, type FlowFilter } from './flow-filter.js';
+import { Inventory, type PodIdentity } from './inventory.js';
 
 export interface AgentEvents {
   record: [FlowRecord];
@@ -47,6 +48,9 @@ export interface FlowView extends FlowStats {
   state: 'live' | 'finished';
   packetsPerSec: number;
   bytesPerSec: number;
+  /** Pod identity of each end, where the inventory knows it. */
+  source: PodIdentity | null;
+  destination: PodIdentity | null;
 }
 
 function addCounts(into: OutcomeCounts, from: OutcomeCounts): OutcomeCounts {
@@ -70,6 +74,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private closed = false;
   private pipeline: FlowPipeline | undefined;
   private watcher: InterfaceWatcher | undefined;
+  private readonly inventory: Inventory | undefined;
 
   private constructor(
     readonly config: AgentConfig,
@@ -78,9 +83,17 @@ export class Agent extends EventEmitter<AgentEvents> {
     super();
     this.finished = new Recent(config.recentFlows);
     this.securityEvents = new Recent(config.recentEvents);
+    this.inventory = config.inventory ? Inventory.load(config.inventory) : undefined;
+  }
+
+  /** The pod behind an address, where the inventory knows it. */
+  identity(ip: string): PodIdentity | undefined {
+    return this.inventory?.lookup(ip);
   }
 
   static async start(config: AgentConfig): Promise<Agent> {
+    // A bad inventory is a config error: find it before loading anything.
+    if (config.inventory) Inventory.load(config.inventory);
     const monitor = await NetworkMonitor.create({ flowTableCapacity: config.flowTableCapacity, packetSampleRate: config.packetSampleRate });
     const agent = new Agent(config, monitor);
     try {
@@ -151,6 +164,11 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   private onCycle(cycle: PipelineCycle): void {
     this.cycles++;
+    try {
+      this.inventory?.reload();
+    } catch (err) {
+      this.emit('error', err as Error); // keep the last good one
+    }
     this.lastCycle = cycle;
     for (const r of cycle.records) {
       if (r.reason === 'final') this.finished.push(r);
@@ -166,22 +184,24 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   /** Live flows from the last cycle, then recently finished ones, filtered; newest last. */
   flows(filter: FlowFilter = {}, limit = 1000): FlowView[] {
-    const match = compileFilter(filter);
+    const who = (ip: string): PodIdentity | undefined => this.identity(ip);
+    const match = compileFilter(filter, who);
+    const ids = (f: FlowStats) => ({ source: who(f.key.srcIp) ?? null, destination: who(f.key.dstIp) ?? null });
     const out: FlowView[] = [];
     for (const r of this.finished.toArray()) {
-      if (match(r.flow.key, r.flow.interface)) out.push({ ...r.flow, state: 'finished', packetsPerSec: r.packetsPerSec, bytesPerSec: r.bytesPerSec });
+      if (match(r.flow.key, r.flow.interface)) out.push({ ...r.flow, state: 'finished', packetsPerSec: r.packetsPerSec, bytesPerSec: r.bytesPerSec, ...ids(r.flow) });
     }
     for (const f of this.lastCycle?.flows ?? []) {
       if (!match(f.key, f.interface)) continue;
       const rate = this.lastCycle?.rates.get(flowId(f.key));
-      out.push({ ...f, state: 'live', packetsPerSec: rate?.packetsPerSec ?? 0, bytesPerSec: rate?.bytesPerSec ?? 0 });
+      out.push({ ...f, state: 'live', packetsPerSec: rate?.packetsPerSec ?? 0, bytesPerSec: rate?.bytesPerSec ?? 0, ...ids(f) });
     }
     return out.slice(-limit);
   }
 
   /** Conversations among the live flows of the last cycle, filtered by their flows. */
   conversations(filter: FlowFilter = {}): Conversation[] {
-    const match = compileFilter(filter);
+    const match = compileFilter(filter, (ip) => this.identity(ip));
     return toConversations((this.lastCycle?.flows ?? []).filter((f) => match(f.key, f.interface)));
   }
 

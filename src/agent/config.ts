@@ -31,6 +31,8 @@ export const configSchema = z
     /** How many finished flows and events stay queryable in memory. */
     recentFlows: z.coerce.number().int().min(0).max(1_000_000).default(10000),
     recentEvents: z.coerce.number().int().min(0).max(1_000_000).default(1000),
+    /** A JSON file mapping pod IPs to name, namespace and labels (identity without a cluster). */
+    inventory: z.string().min(1).optional(),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -56,6 +58,7 @@ export const ENV: Record<keyof AgentConfig, string> = {
   activeTimeoutMs: 'KUBENETPROBE_ACTIVE_TIMEOUT_MS',
   recentFlows: 'KUBENETPROBE_RECENT_FLOWS',
   recentEvents: 'KUBENETPROBE_RECENT_EVENTS',
+  inventory: 'KUBENETPROBE_INVENTORY',
 };
 
 export class ConfigError extends KubeNetProbeError {

@@ -37,8 +37,22 @@ test('a bad value names its parameter', () => {
     [{ direction: 'up' }, 'direction'],
     [{ interface: 'a b' }, 'interface'],
     [{ colour: 'red' }, 'colour'],
+    [{ namespace: 'Shop' }, 'namespace'],
+    [{ pod: 'a/b/c' }, 'pod'],
   ];
   for (const [p, param] of bad) {
     assert.throws(() => parseFilter(p), (e: unknown) => e instanceof FilterError && e.param === param && e.message.startsWith(`${param}: `), JSON.stringify(p));
   }
+});
+
+test('namespace and pod match either end where identity is known', () => {
+  const who = (ip: string) => (ip === '198.18.1.5' ? { namespace: 'default', pod: 'client' } : ip === '198.18.2.9' ? { namespace: 'shop', pod: 'api' } : undefined);
+  const m = (p: Record<string, string>, k = key) => compileFilter(parseFilter(p), who)(k, 'veth1');
+  assert.ok(m({ namespace: 'shop' }));
+  assert.ok(m({ namespace: 'default' }));
+  assert.ok(!m({ namespace: 'data' }));
+  assert.ok(m({ pod: 'api' }));
+  assert.ok(m({ pod: 'shop/api' }));
+  assert.ok(!m({ pod: 'default/api' }));
+  assert.ok(!m({ pod: 'api' }, v6), 'unknown addresses never match an identity filter');
 });

@@ -13,7 +13,14 @@ export interface FlowFilter {
   protocol?: string;
   direction?: 'ingress' | 'egress';
   interface?: string;
+  /** Either end is a pod in this namespace (where identity is known). */
+  namespace?: string;
+  /** Either end is this pod: "name" or "namespace/name". */
+  pod?: string;
 }
+
+/** Identity of an address, where known. */
+export type IdentityResolver = (ip: string) => { namespace: string; pod: string } | undefined;
 
 export interface CompiledFilter {
   (key: FlowKey, iface: string | undefined): boolean;
@@ -29,6 +36,8 @@ export class FilterError extends InvalidArgumentError {
 }
 
 const PROTOCOLS = new Set(['tcp', 'udp', 'icmp', 'icmpv6']);
+/** Kubernetes object names: DNS labels and subdomains. */
+const K8S_NAME = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/;
 
 /** From query parameters or flags (strings); unknown names are refused. */
 export function parseFilter(params: Record<string, string | undefined>): FlowFilter {
@@ -65,14 +74,24 @@ export function parseFilter(params: Record<string, string | undefined>): FlowFil
         if (!/^[\x21-\x7e]{1,15}$/.test(raw)) throw new FilterError('interface', `not an interface name: ${JSON.stringify(raw)}`);
         f.interface = raw;
         break;
+      case 'namespace':
+        if (!K8S_NAME.test(raw)) throw new FilterError('namespace', `not a namespace name: ${JSON.stringify(raw)}`);
+        f.namespace = raw;
+        break;
+      case 'pod': {
+        const parts = raw.split('/');
+        if (parts.length > 2 || !parts.every((p) => K8S_NAME.test(p))) throw new FilterError('pod', `not a pod name or namespace/name: ${JSON.stringify(raw)}`);
+        f.pod = raw;
+        break;
+      }
       default:
-        throw new FilterError(name, 'unknown filter (ip, cidr, port, protocol, direction, interface)');
+        throw new FilterError(name, 'unknown filter (ip, cidr, port, protocol, direction, interface, namespace, pod)');
     }
   }
   return f;
 }
 
-export function compileFilter(f: FlowFilter): CompiledFilter {
+export function compileFilter(f: FlowFilter, identity: IdentityResolver = () => undefined): CompiledFilter {
   let block: BlockList | undefined;
   if (f.cidr) {
     const [addr, prefix] = f.cidr.split('/') as [string, string];
@@ -80,11 +99,18 @@ export function compileFilter(f: FlowFilter): CompiledFilter {
     block.addSubnet(addr, Number(prefix), isIP(addr) === 4 ? 'ipv4' : 'ipv6');
   }
   const inBlock = (ip: string): boolean => block!.check(ip, isIP(ip) === 4 ? 'ipv4' : 'ipv6');
+  const isIn = (ip: string, test: (id: { namespace: string; pod: string }) => boolean): boolean => {
+    const id = identity(ip);
+    return id !== undefined && test(id);
+  };
+  const podMatch = (id: { namespace: string; pod: string }): boolean => (f.pod!.includes('/') ? `${id.namespace}/${id.pod}` === f.pod : id.pod === f.pod);
   return (k, iface) =>
     (f.ip === undefined || k.srcIp === f.ip || k.dstIp === f.ip) &&
     (block === undefined || inBlock(k.srcIp) || inBlock(k.dstIp)) &&
     (f.port === undefined || k.srcPort === f.port || k.dstPort === f.port) &&
     (f.protocol === undefined || k.protocol.toLowerCase() === f.protocol) &&
     (f.direction === undefined || k.direction === f.direction) &&
-    (f.interface === undefined || iface === f.interface);
+    (f.interface === undefined || iface === f.interface) &&
+    (f.namespace === undefined || isIn(k.srcIp, (id) => id.namespace === f.namespace) || isIn(k.dstIp, (id) => id.namespace === f.namespace)) &&
+    (f.pod === undefined || isIn(k.srcIp, podMatch) || isIn(k.dstIp, podMatch));
 }

@@ -51,7 +51,7 @@ export function createApp(agent: Agent): Hono {
   app.get('/api/v1/stats', (c) => json(c, agent.stats()));
 
   app.get('/api/v1/events', (c) => {
-    const match = compileFilter(filterOf(c));
+    const match = compileFilter(filterOf(c), (ip) => agent.identity(ip));
     return streamSSE(c, async (stream) => {
       const onRecord = (r: FlowRecord): void => {
         if (match(r.flow.key, r.flow.interface)) void stream.writeSSE({ event: 'flow', data: toJson(r) });

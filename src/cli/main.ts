@@ -50,6 +50,7 @@ program
   .option('--active-timeout-ms <ms>', 'a long flow gets a record at least this often')
   .option('--recent-flows <n>', 'finished flows kept queryable in memory')
   .option('--recent-events <n>', 'security events kept queryable in memory')
+  .option('--inventory <file>', 'JSON file of pods (name, namespace, labels, ip): identity without a cluster')
   .addHelpText('after', '\nEvery setting can also come from the environment (KUBENETPROBE_INTERFACE=veth*,eth0, KUBENETPROBE_LISTEN, ...) or the config file; flags win over the environment, which wins over the file.')
   .action(async (opts: Record<string, unknown>) => {
     // Loaded here, not at the top: the other commands need no kernel access.
@@ -85,9 +86,13 @@ const filterOptions = (cmd: Command): Command =>
     .option('--protocol <name>', 'tcp, udp, icmp or icmpv6')
     .option('--direction <dir>', 'ingress or egress')
     .option('--interface <name>', 'seen on this interface')
+    .option('--namespace <ns>', 'either end is a pod in this namespace (where identity is known)')
+    .option('--pod <name>', 'either end is this pod: name or namespace/name')
     .option('--server <url>', 'the agent to ask', DEFAULT_SERVER);
 
 interface FilterOpts {
+  namespace?: string;
+  pod?: string;
   ip?: string;
   cidr?: string;
   port?: string;
@@ -104,6 +109,8 @@ const filterQuery = (o: FilterOpts): Record<string, string | undefined> => ({
   protocol: o.protocol,
   direction: o.direction,
   interface: o.interface,
+  namespace: o.namespace,
+  pod: o.pod,
 });
 
 filterOptions(

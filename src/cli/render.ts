@@ -19,6 +19,8 @@ export interface FlowWire {
   state?: string;
   packetsPerSec?: number;
   bytesPerSec?: number;
+  source?: { namespace: string; pod: string } | null;
+  destination?: { namespace: string; pod: string } | null;
 }
 
 /** The stable json line for a flow. */
@@ -31,8 +33,12 @@ export function flowLine(f: FlowWire, extra: Record<string, unknown> = {}): Reco
     protocol: f.key.protocol,
     srcIp: f.key.srcIp,
     srcPort: f.key.srcPort,
+    srcNamespace: f.source?.namespace ?? null,
+    srcPod: f.source?.pod ?? null,
     dstIp: f.key.dstIp,
     dstPort: f.key.dstPort,
+    dstNamespace: f.destination?.namespace ?? null,
+    dstPod: f.destination?.pod ?? null,
     packets: f.packets,
     bytes: f.bytes,
     tcpFlags: f.tcpFlags,
@@ -42,6 +48,8 @@ export function flowLine(f: FlowWire, extra: Record<string, unknown> = {}): Reco
 }
 
 const ep = (ip: string, port: number): string => (ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`);
+/** namespace/pod:port where the identity is known, else the address. */
+const named = (id: { namespace: string; pod: string } | null | undefined, ip: string, port: number): string => (id ? `${id.namespace}/${id.pod}:${port}` : ep(ip, port));
 
 export function renderFlows(flows: readonly FlowWire[], format: OutputFormat): string {
   if (format === 'json') return flows.map((f) => JSON.stringify(flowLine(f))).join('\n');
@@ -55,8 +63,8 @@ export function renderFlows(flows: readonly FlowWire[], format: OutputFormat): s
       f.interface ?? String(f.key.ifindex),
       f.key.direction,
       f.key.protocol,
-      ep(f.key.srcIp, f.key.srcPort),
-      ep(f.key.dstIp, f.key.dstPort),
+      named(f.source, f.key.srcIp, f.key.srcPort),
+      named(f.destination, f.key.dstIp, f.key.dstPort),
       String(f.packets),
       String(f.bytes),
       f.tcpFlags.join(',') || '-',

@@ -74,7 +74,7 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
     await node.traffic(p('api'), ['serve-http', '8080']);
     await node.traffic(p('db'), ['serve-tcp', '5432']);
     await node.traffic(p('dns'), ['serve-udp', '53']);
-    agent = await Agent.start(loadConfig({ flags: { interface: [node.interfaceGlob], listen: opts.listen, intervalMs: 1000, idleTimeoutMs: 10000 } }));
+    agent = await Agent.start(loadConfig({ flags: { interface: [node.interfaceGlob], listen: opts.listen, intervalMs: 1000, idleTimeoutMs: 10000, inventory: inventoryPath } }));
     api = await startApiServer(agent, parseListen(opts.listen));
 
     opts.write('demo: pods');

@@ -9,7 +9,10 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import koffi from 'koffi';
 import { packageRoot } from '../src/paths.js';
+import { FLOW_KEY, FLOW_VALUE } from '../src/abi/layouts.js';
+import type { BpfMap } from '../src/loader/map.js';
 import { TCP, ethernet, ipv4, ipv6, mac, tcp, udp } from '../tools/frames.js';
 
 export interface Summary {
@@ -147,3 +150,73 @@ export function buildFrame(kind: FrameKind, total: number, sport = 40000, dport 
 export function standardFrames(): Frame[] {
   return [buildFrame('ipv4-udp', 64), buildFrame('ipv4-tcp-ack', 64), buildFrame('ipv6-udp', 80), buildFrame('ipv6-tcp-ack', 80)];
 }
+
+// ---- Flow tables ------------------------------------------------------------
+
+const lib = koffi.load('libbpf.so.1');
+const bpf_map_update_batch = lib.func('int bpf_map_update_batch(int fd, const void *keys, const void *values, void *count, const void *opts)');
+
+export interface FlowTable {
+  count: number;
+  keys: Buffer;
+  values: Buffer;
+  totalPackets: number;
+}
+
+/** `flows` distinct flows: 3 in 4 IPv4 (stored IPv4-mapped), 1 in 4 IPv6; TCP and UDP; both directions. */
+export function makeFlowTable(flows: number, ifindex: number, stride: number, cpus: number): FlowTable {
+  const keys = Buffer.alloc(flows * FLOW_KEY.size);
+  const values = Buffer.alloc(flows * stride);
+  const k = FLOW_KEY.offsets;
+  const o = FLOW_VALUE.offsets;
+  const now = process.hrtime.bigint();
+  let totalPackets = 0;
+  for (let i = 0; i < flows; i++) {
+    const at = i * FLOW_KEY.size;
+    const v6 = i % 4 === 3;
+    const tcp = i % 3 !== 0;
+    if (v6) {
+      keys.writeUInt32BE(0xfd000000, at + k.saddr);
+      keys.writeUInt32BE(i, at + k.saddr + 12);
+      keys.writeUInt32BE(0xfd000000, at + k.daddr);
+      keys.writeUInt32BE(0x0a, at + k.daddr + 12);
+    } else {
+      keys.writeUInt32BE(0xffff, at + k.saddr + 8);
+      keys.writeUInt32BE((10 << 24) | i, at + k.saddr + 12);
+      keys.writeUInt32BE(0xffff, at + k.daddr + 8);
+      keys.writeUInt32BE(0x0a60000a, at + k.daddr + 12); // 10.96.0.10
+    }
+    keys.writeUInt16LE(1024 + (i % 60000), at + k.sport);
+    keys.writeUInt16LE([443, 53, 8080, 5432][i % 4]!, at + k.dport);
+    keys.writeUInt32LE(ifindex, at + k.ifindex);
+    keys.writeUInt8(tcp ? 6 : 17, at + k.proto);
+    keys.writeUInt8(v6 ? 6 : 4, at + k.family);
+    keys.writeUInt8(i & 1, at + k.direction);
+    // Every flow has packets on CPU 0; odd flows on the other CPUs too.
+    for (let cpu = 0; cpu < cpus; cpu++) {
+      if (cpu > 0 && i % 2 === 0) continue;
+      const vat = i * stride + cpu * FLOW_VALUE.size;
+      const packets = 1 + (i % 1000);
+      totalPackets += packets;
+      values.writeBigUInt64LE(BigInt(packets), vat + o.packets);
+      values.writeBigUInt64LE(BigInt(packets * 100), vat + o.bytes);
+      values.writeBigUInt64LE(now - 60_000_000_000n + BigInt(cpu), vat + o.first_seen_ns);
+      values.writeBigUInt64LE(4_295_000_000n + BigInt(i), vat + o.last_seen_jiffies);
+      if (tcp) {
+        values.writeUInt32LE(1, vat + o.syn_count);
+        values.writeUInt32LE(0x12, vat + o.tcp_flags);
+      }
+    }
+  }
+  return { count: flows, keys, values, totalPackets };
+}
+
+/** Writes the table into the map with one BPF_MAP_UPDATE_BATCH; returns ms. */
+export function fillFlowTable(map: BpfMap, t: FlowTable): number {
+  const t0 = nowNs();
+  const count = new Uint32Array([t.count]);
+  const rc = bpf_map_update_batch(map.fd, t.keys, t.values, count, null) as number;
+  if (rc < 0 || count[0] !== t.count) throw new Error(`bpf_map_update_batch: rc ${rc}, ${count[0]} of ${t.count} written`);
+  return (nowNs() - t0) / 1e6;
+}
+

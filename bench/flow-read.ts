@@ -12,13 +12,12 @@
  * dump() plus only the per-CPU value merging. A last phase refills the table
  * with flows of an interface that no longer exists and times (b) again.
  */
-import koffi from 'koffi';
 import { NetworkMonitor } from '../src/monitor/network-monitor.js';
 import { libbpf } from '../src/ffi/native.js';
 import { possibleCpus, type BpfMap } from '../src/loader/map.js';
 import { FLOW_KEY, FLOW_VALUE } from '../src/abi/layouts.js';
 import { decodeFlowKey, decodeFlowValuePerCpu } from '../src/abi/decode.js';
-import { envInt, fmt, fmtSummary, log, nowNs, pairedRatios, rotate, summarize, writeResult, type BenchResult, type ResultRow } from './common.js';
+import { envInt, fillFlowTable, fmt, fmtSummary, log, makeFlowTable, nowNs, pairedRatios, rotate, summarize, writeResult, type BenchResult, type ResultRow } from './common.js';
 
 const FLOWS = envInt('BENCH_FLOWS', 100_000);
 const CAPACITY = 131072;
@@ -29,71 +28,6 @@ const ENOENT = 2;
 const LO_IFINDEX = 1;
 /** An ifindex no interface has (the flows of a deleted pod's veth). */
 const GONE_IFINDEX = 0x7ffffff0;
-
-const lib = koffi.load('libbpf.so.1');
-const bpf_map_update_batch = lib.func('int bpf_map_update_batch(int fd, const void *keys, const void *values, void *count, const void *opts)');
-
-interface Table {
-  keys: Buffer;
-  values: Buffer;
-  totalPackets: number;
-}
-
-/** FLOWS distinct flows: 3 in 4 IPv4 (stored IPv4-mapped), 1 in 4 IPv6; TCP and UDP; both directions. */
-function makeTable(ifindex: number, stride: number, cpus: number): Table {
-  const keys = Buffer.alloc(FLOWS * FLOW_KEY.size);
-  const values = Buffer.alloc(FLOWS * stride);
-  const k = FLOW_KEY.offsets;
-  const o = FLOW_VALUE.offsets;
-  const now = process.hrtime.bigint();
-  let totalPackets = 0;
-  for (let i = 0; i < FLOWS; i++) {
-    const at = i * FLOW_KEY.size;
-    const v6 = i % 4 === 3;
-    const tcp = i % 3 !== 0;
-    if (v6) {
-      keys.writeUInt32BE(0xfd000000, at + k.saddr);
-      keys.writeUInt32BE(i, at + k.saddr + 12);
-      keys.writeUInt32BE(0xfd000000, at + k.daddr);
-      keys.writeUInt32BE(0x0a, at + k.daddr + 12);
-    } else {
-      keys.writeUInt32BE(0xffff, at + k.saddr + 8);
-      keys.writeUInt32BE((10 << 24) | i, at + k.saddr + 12);
-      keys.writeUInt32BE(0xffff, at + k.daddr + 8);
-      keys.writeUInt32BE(0x0a60000a, at + k.daddr + 12); // 10.96.0.10
-    }
-    keys.writeUInt16LE(1024 + (i % 60000), at + k.sport);
-    keys.writeUInt16LE([443, 53, 8080, 5432][i % 4]!, at + k.dport);
-    keys.writeUInt32LE(ifindex, at + k.ifindex);
-    keys.writeUInt8(tcp ? 6 : 17, at + k.proto);
-    keys.writeUInt8(v6 ? 6 : 4, at + k.family);
-    keys.writeUInt8(i & 1, at + k.direction);
-    // Every flow has packets on CPU 0; odd flows on the other CPUs too.
-    for (let cpu = 0; cpu < cpus; cpu++) {
-      if (cpu > 0 && i % 2 === 0) continue;
-      const vat = i * stride + cpu * FLOW_VALUE.size;
-      const packets = 1 + (i % 1000);
-      totalPackets += packets;
-      values.writeBigUInt64LE(BigInt(packets), vat + o.packets);
-      values.writeBigUInt64LE(BigInt(packets * 100), vat + o.bytes);
-      values.writeBigUInt64LE(now - 60_000_000_000n + BigInt(cpu), vat + o.first_seen_ns);
-      values.writeBigUInt64LE(4_295_000_000n + BigInt(i), vat + o.last_seen_jiffies);
-      if (tcp) {
-        values.writeUInt32LE(1, vat + o.syn_count);
-        values.writeUInt32LE(0x12, vat + o.tcp_flags);
-      }
-    }
-  }
-  return { keys, values, totalPackets };
-}
-
-function fill(map: BpfMap, t: Table): number {
-  const t0 = nowNs();
-  const count = new Uint32Array([FLOWS]);
-  const rc = bpf_map_update_batch(map.fd, t.keys, t.values, count, null) as number;
-  if (rc < 0 || count[0] !== FLOWS) throw new Error(`bpf_map_update_batch: rc ${rc}, ${count[0]} of ${FLOWS} written`);
-  return (nowNs() - t0) / 1e6;
-}
 
 /** The baseline: one get_next_key and one lookup per flow (two syscalls each). */
 function readPerKey(map: BpfMap, keys: Buffer, values: Buffer): number {
@@ -131,8 +65,8 @@ async function main(): Promise<void> {
     const m = mon;
     const map = mon.map('knp_flows');
     const cpus = possibleCpus();
-    const table = makeTable(LO_IFINDEX, map.valueStride, cpus);
-    const fillMs = fill(map, table);
+    const table = makeFlowTable(FLOWS, LO_IFINDEX, map.valueStride, cpus);
+    const fillMs = fillFlowTable(map, table);
     const scratchKeys = Buffer.alloc(CAPACITY * map.keySize);
     const scratchValues = Buffer.alloc(CAPACITY * map.valueStride);
 
@@ -188,7 +122,7 @@ async function main(): Promise<void> {
     // Flows of an interface that is gone: refill, then time (b) against (a).
     const deleted = map.deleteBatch(Buffer.from(table.keys), FLOWS);
     if (deleted !== FLOWS) throw new Error(`deleteBatch: ${deleted} of ${FLOWS}`);
-    fill(map, makeTable(GONE_IFINDEX, map.valueStride, cpus));
+    fillFlowTable(map, makeFlowTable(FLOWS, GONE_IFINDEX, map.valueStride, cpus));
     const gone = { dump: [] as number[], flowstats: [] as number[] };
     for (let round = 0; round < GONE_ROUNDS; round++) {
       for (const id of rotate(['dump', 'flowstats'] as const, round)) gone[id].push(time(id));

@@ -31,6 +31,8 @@ export interface AccounterOptions {
 }
 
 interface State {
+  /** The ingest() that last saw it. */
+  gen: number;
   last: FlowStats;
   packets: number;
   bytes: number;
@@ -49,6 +51,7 @@ export function flowId(k: FlowKey): string {
 
 export class FlowAccounter {
   private readonly state = new Map<string, State>();
+  private gen = 0;
 
   constructor(private readonly opts: AccounterOptions) {}
 
@@ -59,10 +62,9 @@ export class FlowAccounter {
    */
   ingest(snapshot: readonly FlowStats[], evicted: readonly FlowStats[], atMs: number): FlowRecord[] {
     const out: FlowRecord[] = [];
-    const seen = new Set<string>();
+    const gen = ++this.gen;
     for (const flow of snapshot) {
       const id = flowId(flow.key);
-      seen.add(id);
       let s = this.state.get(id);
       // Fewer packets than last time: the flow left the table (not through
       // us) and came back. Close the old one with what we last read.
@@ -71,9 +73,10 @@ export class FlowAccounter {
         s = undefined;
       }
       if (!s) {
-        s = { last: flow, packets: flow.packets, bytes: flow.bytes, readAt: atMs, reportedPackets: 0, reportedBytes: 0, reportedAt: atMs, packetsPerSec: 0, bytesPerSec: 0 };
+        s = { gen, last: flow, packets: flow.packets, bytes: flow.bytes, readAt: atMs, reportedPackets: 0, reportedBytes: 0, reportedAt: atMs, packetsPerSec: 0, bytesPerSec: 0 };
         this.state.set(id, s);
       } else {
+        s.gen = gen;
         s.last = flow;
         const dt = (atMs - s.readAt) / 1000;
         if (dt > 0) {
@@ -90,15 +93,14 @@ export class FlowAccounter {
     }
     for (const flow of evicted) {
       const id = flowId(flow.key);
-      seen.add(id);
-      const s = this.state.get(id) ?? { last: flow, packets: 0, bytes: 0, readAt: atMs, reportedPackets: 0, reportedBytes: 0, reportedAt: atMs, packetsPerSec: 0, bytesPerSec: 0 };
+      const s = this.state.get(id) ?? { gen, last: flow, packets: 0, bytes: 0, readAt: atMs, reportedPackets: 0, reportedBytes: 0, reportedAt: atMs, packetsPerSec: 0, bytesPerSec: 0 };
       out.push(this.report('final', flow, s, atMs));
       this.state.delete(id);
     }
     // Gone from the table without passing through eviction: close them with
     // what we last read, so state never outlives the flows.
     for (const [id, s] of this.state) {
-      if (seen.has(id)) continue;
+      if (s.gen === gen) continue;
       out.push(this.report('final', s.last, s, atMs));
       this.state.delete(id);
     }

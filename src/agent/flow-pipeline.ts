@@ -29,7 +29,8 @@ export interface PipelineCycle {
   flows: FlowStats[];
   /** Each live flow's rates over the last interval, by flowId(). */
   rates: Map<string, { packetsPerSec: number; bytesPerSec: number }>;
-  conversations: Conversation[];
+  /** Conversations of `flows`, computed on first use (most cycles never need them). */
+  readonly conversations: Conversation[];
   /** How long the cycle took, ms. */
   durationMs: number;
 }
@@ -56,12 +57,15 @@ export function startFlowPipeline(monitor: NetworkMonitor, options: FlowPipeline
     const flows = monitor.getFlowStats();
     // Accounter.
     const records = accounter.ingest(flows, evicted, t0);
+    let conversations: Conversation[] | undefined;
     const cycle: PipelineCycle = {
       at: new Date(),
       records,
       flows,
       rates: accounter.rates(),
-      conversations: toConversations(flows),
+      get conversations() {
+        return (conversations ??= toConversations(flows));
+      },
       durationMs: performance.now() - t0,
     };
     // Exporter.

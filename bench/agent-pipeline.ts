@@ -1,0 +1,105 @@
+/**
+ * What the agent's flow pipeline costs: one cycle (evict idle flows, read and
+ * decode the table, account, merge conversations) over a kernel table of
+ * 10 k, 100 k and 1 M flows, with the process's CPU time and peak RSS. Each
+ * size runs in its own process so the RSS figures don't carry over. The
+ * baseline, in the same process and round: a raw BpfMap.dump() of the same
+ * table. Goals (issue 3): <= 150 MB RSS at 100 k flows; a cycle over 1 M
+ * flows in <= 1 s.
+ */
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { NetworkMonitor } from '../src/monitor/network-monitor.js';
+import { startFlowPipeline } from '../src/agent/flow-pipeline.js';
+import { envInt, fillFlowTable, fmt, fmtSummary, log, makeFlowTable, nowNs, pairedRatios, summarize, writeResult, type BenchResult } from './common.js';
+import { possibleCpus } from '../src/loader/map.js';
+
+const SIZES = (process.env['BENCH_AGENT_FLOWS'] ?? '10000,100000,1000000').split(',').map(Number);
+const ROUNDS = envInt('BENCH_ROUNDS', 5);
+
+interface ChildResult {
+  flows: number;
+  cycleMs: number[];
+  dumpMs: number[];
+  cpuMsPerCycle: number[];
+  maxRssMb: number;
+  recordsOk: boolean;
+}
+
+async function child(flows: number): Promise<void> {
+  const mon = await NetworkMonitor.create({ flowTableCapacity: Math.ceil(flows * 1.25), packetSampleRate: 0 });
+  try {
+    const map = mon.map('knp_flows');
+    fillFlowTable(map, makeFlowTable(flows, 1, map.valueStride, possibleCpus()));
+    const pipeline = startFlowPipeline(mon, { intervalMs: 3_600_000, idleTimeoutMs: 3_600_000, activeTimeoutMs: 3_600_000 }, () => {});
+    const out: ChildResult = { flows, cycleMs: [], dumpMs: [], cpuMsPerCycle: [], maxRssMb: 0, recordsOk: true };
+    try {
+      pipeline.runOnce(); // warm up: first read creates the accounter's state
+      for (let r = 0; r < ROUNDS; r++) {
+        const t0 = nowNs();
+        map.dump();
+        out.dumpMs.push((nowNs() - t0) / 1e6);
+        const cpu0 = process.cpuUsage();
+        const t1 = nowNs();
+        const cycle = pipeline.runOnce();
+        out.cycleMs.push((nowNs() - t1) / 1e6);
+        const cpu = process.cpuUsage(cpu0);
+        out.cpuMsPerCycle.push((cpu.user + cpu.system) / 1000);
+        if (cycle.flows.length !== flows) out.recordsOk = false;
+      }
+    } finally {
+      pipeline.close();
+    }
+    out.maxRssMb = process.resourceUsage().maxRSS / 1024;
+    process.stdout.write(`${JSON.stringify(out)}\n`);
+  } finally {
+    await mon.close();
+  }
+}
+
+async function main(): Promise<void> {
+  const started = nowNs();
+  const result: BenchResult = {
+    bench: 'agent-pipeline',
+    startedAt: new Date().toISOString(),
+    durationMs: 0,
+    config: { sizes: SIZES, rounds: ROUNDS, cpus: possibleCpus() },
+    rows: [],
+    checks: [],
+    notes: ['Each size runs in a fresh process; RSS is that process’s peak (kernel map memory is not in it).'],
+    tables: [],
+  };
+  for (const flows of SIZES) {
+    log(`agent-pipeline: ${flows} flows`);
+    const r = spawnSync(process.execPath, ['--max-old-space-size=8192', fileURLToPath(import.meta.url), '--child', String(flows)], { encoding: 'utf8', timeout: 600_000 });
+    if (r.status !== 0) throw new Error(`child for ${flows} flows failed: ${r.stderr}`);
+    const c = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as ChildResult;
+    result.checks.push({ what: `every cycle read all ${flows} flows`, ok: c.recordsOk, detail: c.recordsOk ? 'yes' : 'no' });
+    const cycle = summarize(c.cycleMs);
+    const dump = summarize(c.dumpMs);
+    result.rows.push({
+      case: `one pipeline cycle, ${flows} flows`,
+      metric: 'ms per cycle',
+      unit: 'ms',
+      value: cycle,
+      baseline: { name: 'BpfMap.dump() of the same table', metric: 'ms per read', value: dump },
+      ratio: summarize(pairedRatios(c.cycleMs, c.dumpMs)),
+      ratioMeaning: 'time, cycle / raw read (lower is better)',
+      ...(flows >= 1_000_000 ? { goal: { text: '<= 1 s per cycle at 1 M flows', pass: cycle.median <= 1000 } } : {}),
+      note: `CPU ${fmt(summarize(c.cpuMsPerCycle).median)} ms per cycle`,
+    });
+    result.rows.push({
+      case: `agent process peak RSS, ${flows} flows`,
+      metric: 'MB',
+      unit: 'MB',
+      value: summarize([c.maxRssMb]),
+      ...(flows === 100_000 ? { goal: { text: '<= 150 MB at 100 k flows', pass: c.maxRssMb <= 150 } } : {}),
+    });
+    log(`  cycle ${fmtSummary(cycle)} ms, raw read ${fmtSummary(dump)} ms, peak RSS ${fmt(c.maxRssMb)} MB`);
+  }
+  result.durationMs = (nowNs() - started) / 1e6;
+  log(`agent-pipeline: wrote ${writeResult(result)}`);
+}
+
+if (process.argv[2] === '--child') await child(Number(process.argv[3]));
+else await main();

@@ -10,7 +10,7 @@ import type { Hook, InterfaceCounters, OutcomeCounts, SecurityEvent, FlowStats }
 import type { AgentConfig } from './config.js';
 import { InterfaceWatcher, type InterfaceRef } from './interface-watcher.js';
 import { startFlowPipeline, type FlowPipeline, type PipelineCycle } from './flow-pipeline.js';
-import { flowId, type FlowRecord } from './flow-accounter.js';
+import type { FlowRecord } from './flow-accounter.js';
 import { toConversations, type Conversation } from './conversations.js';
 import { Recent } from './recent.js';
 import { compileFilter, type FlowFilter } from './flow-filter.js';
@@ -191,9 +191,12 @@ export class Agent extends EventEmitter<AgentEvents> {
     for (const r of this.finished.toArray()) {
       if (match(r.flow.key, r.flow.interface)) out.push({ ...r.flow, state: 'finished', packetsPerSec: r.packetsPerSec, bytesPerSec: r.bytesPerSec, ...ids(r.flow) });
     }
-    for (const f of this.lastCycle?.flows ?? []) {
+    const cycle = this.lastCycle;
+    for (let i = 0; cycle && i < cycle.snapshot.count; i++) {
+      if (cycle.snapshot.removed[i]) continue;
+      const f = cycle.snapshot.flow(i);
       if (!match(f.key, f.interface)) continue;
-      const rate = this.lastCycle?.rates.get(flowId(f.key));
+      const rate = cycle.rate(cycle.snapshot.id(i));
       out.push({ ...f, state: 'live', packetsPerSec: rate?.packetsPerSec ?? 0, bytesPerSec: rate?.bytesPerSec ?? 0, ...ids(f) });
     }
     return out.slice(-limit);

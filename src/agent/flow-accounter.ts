@@ -1,7 +1,7 @@
 /**
  * The accounter stage: turns successive reads of the kernel flow table into
  * flow records, as NetFlow/IPFIX exporters do. Pure logic (no kernel, no
- * timers): the pipeline feeds it snapshots and the flows it evicted.
+ * timers): the pipeline feeds it each read and the flows it evicted.
  *
  * - every read gives each flow its rates over the last interval;
  * - a flow that has not been reported for `activeTimeoutMs` gets an
@@ -9,6 +9,9 @@
  * - an evicted (idle) flow gets a 'final' record with the rest.
  * Summed over a flow's 'active' and 'final' records, the deltas are exactly
  * its packets and bytes.
+ *
+ * It reads counters straight from the table view and decodes a flow only
+ * for a record: a cycle over a million flows creates no object per flow.
  */
 import type { FlowKey, FlowStats } from '../types.js';
 
@@ -25,6 +28,22 @@ export interface FlowRecord {
   bytesPerSec: number;
 }
 
+/** What the accounter needs of one read of the table (FlowSnapshot has it). */
+export interface FlowTableView {
+  readonly count: number;
+  /** Flows evicted after the read: skipped here, they come as `evicted`. */
+  readonly removed: Uint8Array;
+  id(i: number): string;
+  packetsAt(i: number): number;
+  bytesAt(i: number): number;
+  flow(i: number): FlowStats;
+}
+
+export interface EvictedFlow {
+  id: string;
+  flow: FlowStats;
+}
+
 export interface AccounterOptions {
   /** Report long flows at least this often, in ms. */
   activeTimeoutMs: number;
@@ -33,7 +52,9 @@ export interface AccounterOptions {
 interface State {
   /** The ingest() that last saw it. */
   gen: number;
-  last: FlowStats;
+  /** Where it was last read, to decode it when a record is due. */
+  view: FlowTableView;
+  index: number;
   packets: number;
   bytes: number;
   readAt: number;
@@ -44,7 +65,7 @@ interface State {
   bytesPerSec: number;
 }
 
-/** One identity per flow: interface, direction and 5-tuple. */
+/** An identity per flow from its decoded key: interface, direction and 5-tuple. */
 export function flowId(k: FlowKey): string {
   return `${k.ifindex}/${k.direction}/${k.protocolNumber}/${k.srcIp}/${k.srcPort}/${k.dstIp}/${k.dstPort}`;
 }
@@ -58,56 +79,64 @@ export class FlowAccounter {
   /**
    * One read of the table at `atMs` (any monotonic ms), plus the flows
    * evicted in the same cycle with their final figures. Returns the records
-   * due now; `rates()` has every live flow's latest rates.
+   * due now; rate() has every live flow's latest rates.
    */
-  ingest(snapshot: readonly FlowStats[], evicted: readonly FlowStats[], atMs: number): FlowRecord[] {
+  ingest(view: FlowTableView, evicted: readonly EvictedFlow[], atMs: number): FlowRecord[] {
     const out: FlowRecord[] = [];
     const gen = ++this.gen;
-    for (const flow of snapshot) {
-      const id = flowId(flow.key);
+    for (let i = 0; i < view.count; i++) {
+      if (view.removed[i]) continue;
+      const id = view.id(i);
+      const packets = view.packetsAt(i);
+      const bytes = view.bytesAt(i);
       let s = this.state.get(id);
       // Fewer packets than last time: the flow left the table (not through
       // us) and came back. Close the old one with what we last read.
-      if (s && flow.packets < s.packets) {
-        out.push(this.report('final', s.last, s, atMs));
+      if (s && packets < s.packets) {
+        out.push(this.report('final', s.view.flow(s.index), s, atMs));
         s = undefined;
       }
       if (!s) {
-        s = { gen, last: flow, packets: flow.packets, bytes: flow.bytes, readAt: atMs, reportedPackets: 0, reportedBytes: 0, reportedAt: atMs, packetsPerSec: 0, bytesPerSec: 0 };
+        s = { gen, view, index: i, packets, bytes, readAt: atMs, reportedPackets: 0, reportedBytes: 0, reportedAt: atMs, packetsPerSec: 0, bytesPerSec: 0 };
         this.state.set(id, s);
       } else {
-        s.gen = gen;
-        s.last = flow;
         const dt = (atMs - s.readAt) / 1000;
         if (dt > 0) {
-          s.packetsPerSec = (flow.packets - s.packets) / dt;
-          s.bytesPerSec = (flow.bytes - s.bytes) / dt;
+          s.packetsPerSec = (packets - s.packets) / dt;
+          s.bytesPerSec = (bytes - s.bytes) / dt;
         }
-        s.packets = flow.packets;
-        s.bytes = flow.bytes;
+        s.gen = gen;
+        s.view = view;
+        s.index = i;
+        s.packets = packets;
+        s.bytes = bytes;
         s.readAt = atMs;
       }
-      if (atMs - s.reportedAt >= this.opts.activeTimeoutMs && flow.packets > s.reportedPackets) {
-        out.push(this.report('active', flow, s, atMs));
+      if (atMs - s.reportedAt >= this.opts.activeTimeoutMs && packets > s.reportedPackets) {
+        out.push(this.report('active', view.flow(i), s, atMs));
       }
     }
-    for (const flow of evicted) {
-      const id = flowId(flow.key);
-      const s = this.state.get(id) ?? { gen, last: flow, packets: 0, bytes: 0, readAt: atMs, reportedPackets: 0, reportedBytes: 0, reportedAt: atMs, packetsPerSec: 0, bytesPerSec: 0 };
-      out.push(this.report('final', flow, s, atMs));
-      this.state.delete(id);
+    for (const e of evicted) {
+      const s = this.state.get(e.id);
+      out.push(this.report('final', e.flow, s ?? { reportedPackets: 0, reportedBytes: 0, packetsPerSec: 0, bytesPerSec: 0 }, atMs));
+      this.state.delete(e.id);
     }
     // Gone from the table without passing through eviction: close them with
     // what we last read, so state never outlives the flows.
     for (const [id, s] of this.state) {
       if (s.gen === gen) continue;
-      out.push(this.report('final', s.last, s, atMs));
+      out.push(this.report('final', s.view.flow(s.index), s, atMs));
       this.state.delete(id);
     }
     return out;
   }
 
-  private report(reason: FlowRecordReason, flow: FlowStats, s: State, atMs: number): FlowRecord {
+  private report(
+    reason: FlowRecordReason,
+    flow: FlowStats,
+    s: Pick<State, 'reportedPackets' | 'reportedBytes' | 'packetsPerSec' | 'bytesPerSec'> & { reportedAt?: number },
+    atMs: number,
+  ): FlowRecord {
     const rec: FlowRecord = {
       reason,
       flow,
@@ -122,11 +151,10 @@ export class FlowAccounter {
     return rec;
   }
 
-  /** Every live flow's rates over the last read interval, by flowId(). */
-  rates(): Map<string, { packetsPerSec: number; bytesPerSec: number }> {
-    const out = new Map<string, { packetsPerSec: number; bytesPerSec: number }>();
-    for (const [id, s] of this.state) out.set(id, { packetsPerSec: s.packetsPerSec, bytesPerSec: s.bytesPerSec });
-    return out;
+  /** A live flow's rates over the last read interval. */
+  rate(id: string): { packetsPerSec: number; bytesPerSec: number } | undefined {
+    const s = this.state.get(id);
+    return s && { packetsPerSec: s.packetsPerSec, bytesPerSec: s.bytesPerSec };
   }
 
   /** Flows being tracked. */

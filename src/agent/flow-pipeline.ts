@@ -5,6 +5,7 @@
  * feed and exporters in as the consumer.
  */
 import type { NetworkMonitor } from '../monitor/network-monitor.js';
+import type { FlowSnapshot } from '../monitor/flow-snapshot.js';
 import type { FlowStats } from '../types.js';
 import { FlowAccounter, type FlowRecord } from './flow-accounter.js';
 import { toConversations, type Conversation } from './conversations.js';
@@ -25,12 +26,14 @@ export interface PipelineCycle {
   at: Date;
   /** Active and final records due this cycle. */
   records: FlowRecord[];
-  /** The table as read this cycle (evicted flows excluded). */
-  flows: FlowStats[];
-  /** Each live flow's rates over the last interval, by flowId(). */
-  rates: Map<string, { packetsPerSec: number; bytesPerSec: number }>;
+  /** The table as read this cycle, as bytes (evicted flows marked removed). */
+  snapshot: FlowSnapshot;
+  /** The live flows, decoded on first use. */
+  readonly flows: FlowStats[];
   /** Conversations of `flows`, computed on first use (most cycles never need them). */
   readonly conversations: Conversation[];
+  /** A live flow's rates over the last interval, by its snapshot id. */
+  rate(id: string): { packetsPerSec: number; bytesPerSec: number } | undefined;
   /** How long the cycle took, ms. */
   durationMs: number;
 }
@@ -52,20 +55,24 @@ export function startFlowPipeline(monitor: NetworkMonitor, options: FlowPipeline
 
   const runOnce = (): PipelineCycle => {
     const t0 = performance.now();
-    // Tracer: evict first, so the read that follows holds only live flows.
-    const evicted = monitor.evictIdleFlows(idleTimeoutMs);
-    const flows = monitor.getFlowStats();
+    // Tracer: one read; idle flows leave the kernel table with their final figures.
+    const snapshot = monitor.readFlowSnapshot();
+    const evicted = monitor.evictIdle(snapshot, idleTimeoutMs);
     // Accounter.
-    const records = accounter.ingest(flows, evicted, t0);
+    const records = accounter.ingest(snapshot, evicted, t0);
+    let flows: FlowStats[] | undefined;
     let conversations: Conversation[] | undefined;
     const cycle: PipelineCycle = {
       at: new Date(),
       records,
-      flows,
-      rates: accounter.rates(),
-      get conversations() {
-        return (conversations ??= toConversations(flows));
+      snapshot,
+      get flows() {
+        return (flows ??= snapshot.flows());
       },
+      get conversations() {
+        return (conversations ??= toConversations(this.flows));
+      },
+      rate: (id) => accounter.rate(id),
       durationMs: performance.now() - t0,
     };
     // Exporter.

@@ -39,6 +39,7 @@ import { autoXdpMode } from '../attach/xdp-policy.js';
 import { InterfaceNames } from './interface-names.js';
 import { builtinObjectPath } from '../paths.js';
 import { MonotonicClock, type JiffiesAnchor } from './clock.js';
+import { FlowSnapshot } from './flow-snapshot.js';
 import { EventQueue } from './event-queue.js';
 import type {
   FlowStats,
@@ -562,13 +563,7 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
 
   /** Every flow in the kernel table, decoded. */
   getFlowStats(): FlowStats[] {
-    const dump = this.collection().map(MAP.flows).dump();
-    const kv = new DataView(dump.keys.buffer, dump.keys.byteOffset, dump.keys.byteLength);
-    const vv = new DataView(dump.values.buffer, dump.values.byteOffset, dump.values.byteLength);
-    const out: FlowStats[] = new Array(dump.count);
-    const ctx = { cpus: possibleCpus(), anchor: this.jiffiesAnchor(), now: Date.now() };
-    for (let i = 0; i < dump.count; i++) out[i] = this.flowStats(kv, i * FLOW_KEY.size, vv, i * dump.valueStride, ctx);
-    return out;
+    return this.readFlowSnapshot().flows();
   }
 
   /**
@@ -579,26 +574,46 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
    * starts a new flow.
    */
   evictIdleFlows(idleMs: number): FlowStats[] {
-    if (!Number.isFinite(idleMs) || idleMs < 0) throw new InvalidArgumentError(`idleMs must be a non-negative number, got ${idleMs}`);
+    return this.evictIdle(this.readFlowSnapshot(), idleMs).map((e) => e.flow);
+  }
+
+  /**
+   * One read of the flow table as bytes (for the agent's pipeline: nothing is
+   * decoded until asked for).
+   */
+  readFlowSnapshot(): FlowSnapshot {
     const map = this.collection().map(MAP.flows);
     const dump = map.dump();
-    const vv = new DataView(dump.values.buffer, dump.values.byteOffset, dump.values.byteLength);
+    const ctx = { cpus: possibleCpus(), anchor: this.jiffiesAnchor(), now: Date.now() };
+    // Copies: the batch buffers are reused by the next read.
+    return new FlowSnapshot(
+      dump.count,
+      Buffer.from(dump.keys.subarray(0, dump.count * FLOW_KEY.size)),
+      Buffer.from(dump.values.subarray(0, dump.count * dump.valueStride)),
+      dump.valueStride,
+      ctx.cpus,
+      (kv, keyAt, vv, valueAt) => this.flowStats(kv, keyAt, vv, valueAt, ctx),
+      (j) => this.clock.jiffiesToMonoMs(j, ctx.anchor),
+    );
+  }
+
+  /** evictIdleFlows() over a snapshot already read; marks what it removed in it. */
+  evictIdle(snapshot: FlowSnapshot, idleMs: number): { id: string; flow: FlowStats }[] {
+    if (!Number.isFinite(idleMs) || idleMs < 0) throw new InvalidArgumentError(`idleMs must be a non-negative number, got ${idleMs}`);
+    const map = this.collection().map(MAP.flows);
     const ctx = { cpus: possibleCpus(), anchor: this.jiffiesAnchor(), now: Date.now() };
     const cutoffMs = Number(this.clock.nowNs()) / 1e6 - idleMs;
-    const idle: Buffer[] = [];
-    for (let i = 0; i < dump.count; i++) {
-      const v = decodeFlowValuePerCpu(vv, i * dump.valueStride, ctx.cpus);
-      if (this.clock.jiffiesToMonoMs(v.lastSeenJiffies, ctx.anchor) <= cutoffMs) {
-        idle.push(Buffer.from(dump.keys.subarray(i * FLOW_KEY.size, (i + 1) * FLOW_KEY.size)));
-      }
-    }
-    const out: FlowStats[] = [];
+    const out: { id: string; flow: FlowStats }[] = [];
     const value = Buffer.alloc(map.valueStride);
-    for (const key of idle) {
+    const vv = new DataView(value.buffer, value.byteOffset, value.byteLength);
+    for (let i = 0; i < snapshot.count; i++) {
+      if (snapshot.removed[i] || snapshot.lastSeenMsAt(i) > cutoffMs) continue;
+      const key = snapshot.key(i);
       if (!map.lookupAndDelete(key, value)) continue; // gone already
+      snapshot.removed[i] = 1;
       this.flowsEvicted++;
       const kv = new DataView(key.buffer, key.byteOffset, key.byteLength);
-      out.push(this.flowStats(kv, 0, new DataView(value.buffer, value.byteOffset, value.byteLength), 0, ctx));
+      out.push({ id: snapshot.id(i), flow: this.flowStats(kv, 0, vv, 0, ctx) });
     }
     return out;
   }

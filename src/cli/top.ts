@@ -3,6 +3,7 @@
  * talkers), refreshed in place, sorted by bytes, packets or rate. Rates come
  * from the change between two reads of the agent's conversations.
  */
+import { formatBytes } from '../format.js';
 import type { Conversation } from '../agent/conversations.js';
 import { table } from './render.js';
 
@@ -43,21 +44,12 @@ export function topRows(before: readonly Conversation[], now: readonly Conversat
   return rows.sort((x, y) => y[key] - x[key] || x.id.localeCompare(y.id)).slice(0, limit);
 }
 
-function human(n: number): string {
-  const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  while (n >= 1024 && i < u.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${n.toFixed(i ? 1 : 0)} ${u[i]}`;
-}
 
 export function renderTop(rows: readonly TopRow[], sort: TopSort, at: Date): string {
   const head = `kubenetprobe top — ${at.toISOString()} — ${rows.length} conversations, by ${sort}`;
   const body = table([
     ['FROM', 'TO', 'PROTO', 'BYTES', 'PACKETS', 'RATE', 'STATE'],
-    ...rows.map((r) => [r.from, r.to, r.protocol, human(r.bytes), String(r.packets), `${human(r.bytesPerSec)}/s`, r.state || '-']),
+    ...rows.map((r) => [r.from, r.to, r.protocol, formatBytes(r.bytes), String(r.packets), `${formatBytes(r.bytesPerSec)}/s`, r.state || '-']),
   ]);
   return `${head}\n${body}`;
 }

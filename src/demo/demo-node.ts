@@ -5,7 +5,8 @@
  * addresses live inside the demo's own namespaces (198.18.0.0/15, RFC 2544).
  * Every command is an argument vector; nothing goes through a shell.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { spawnUntilReady } from './spawn-ready.js';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -104,16 +105,9 @@ export class DemoNode {
   /** Runs tools/demo-traffic.mjs in a pod; resolves when it says it is ready. */
   async traffic(pod: DemoPod, args: string[]): Promise<void> {
     const script = join(packageRoot(), 'tools', 'demo-traffic.mjs');
-    const child = spawn('ip', ['netns', 'exec', pod.netns, process.execPath, script, ...args], { stdio: ['ignore', 'pipe', 'ignore'] });
-    this.children.add(child);
-    child.on('exit', () => this.children.delete(child));
-    await new Promise<void>((resolve, reject) => {
-      let out = '';
-      child.stdout!.on('data', (d: Buffer) => {
-        out += d.toString();
-        if (out.includes('ready')) resolve();
-      });
-      child.once('exit', (code) => reject(new Error(`demo traffic ${args[0]} in ${pod.name} exited ${code}`)));
+    await spawnUntilReady('ip', ['netns', 'exec', pod.netns, process.execPath, script, ...args], `demo traffic ${args[0]} in ${pod.name}`, (child) => {
+      this.children.add(child);
+      child.on('exit', () => this.children.delete(child));
     });
   }
 

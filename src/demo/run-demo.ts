@@ -5,6 +5,7 @@
  * live summary with pod names. On Ctrl-C (or after `seconds`) it removes
  * every namespace, link and program it made.
  */
+import { formatBytes } from '../format.js';
 import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { rmSync } from 'node:fs';
@@ -20,15 +21,6 @@ export interface DemoOptions {
   write: (line: string) => void;
 }
 
-function human(n: number): string {
-  const u = ['B', 'KiB', 'MiB', 'GiB'];
-  let i = 0;
-  while (n >= 1024 && i < u.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${n.toFixed(i ? 1 : 0)} ${u[i]}`;
-}
 
 export async function runDemo(opts: DemoOptions): Promise<void> {
   const node = DemoNode.create();
@@ -121,7 +113,7 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
       );
       const top = [...groups].sort(([, x], [, y]) => y.bytes[0] + y.bytes[1] - (x.bytes[0] + x.bytes[1])).slice(0, 8);
       for (const [k, g] of top) {
-        opts.write(`  ${k.padEnd(48)} ${human(g.bytes[0]).padStart(9)} / ${human(g.bytes[1]).padStart(9)}  ${g.conns} conn${g.conns > 1 ? 's' : ''} ${[...g.states].join(',')}`);
+        opts.write(`  ${k.padEnd(48)} ${formatBytes(g.bytes[0]).padStart(9)} / ${formatBytes(g.bytes[1]).padStart(9)}  ${g.conns} conn${g.conns > 1 ? 's' : ''} ${[...g.states].join(',')}`);
       }
     };
     timers.push(setInterval(summary, 2000));

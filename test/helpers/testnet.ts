@@ -7,7 +7,8 @@
  * Addresses come from 198.18.0.0/15 (RFC 2544, benchmarking) and fd00::/8,
  * so test traffic never looks like anything else's.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { spawnUntilReady } from '../../src/demo/spawn-ready.js';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { NetworkMonitor, type NetworkMonitorOptions } from 'kubenetprobe';
@@ -139,18 +140,10 @@ export class TestNet {
 
   /** Starts the traffic helper in the background; resolves once it prints "ready". */
   async background(pod: Pod, args: string[]): Promise<ChildProcess> {
-    const child = spawn('ip', ['netns', 'exec', pod.netns, process.execPath, TRAFFIC, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
-    this.children.add(child);
-    child.on('exit', () => this.children.delete(child));
-    await new Promise<void>((resolve, reject) => {
-      let out = '';
-      child.stdout!.on('data', (d: Buffer) => {
-        out += d.toString();
-        if (out.includes('ready')) resolve();
-      });
-      child.once('exit', (code) => reject(new Error(`traffic ${args.join(' ')} exited ${code} before ready`)));
-    });
-    return child;
+    return spawnUntilReady('ip', ['netns', 'exec', pod.netns, process.execPath, TRAFFIC, ...args], `traffic ${args.join(' ')}`, (child) => {
+      this.children.add(child);
+      child.on('exit', () => this.children.delete(child));
+    }, 'inherit');
   }
 
   /** Sends crafted Ethernet frames out of the pod's eth0 (AF_PACKET), each `count` times. */

@@ -19,7 +19,7 @@ test('active and final records of a UDP flow add up to exactly the datagrams sen
       // Rates as each cycle computed them (the accounter keeps only the latest).
       for (let i = 0; i < c.snapshot.count; i++) {
         const f = c.snapshot.flow(i);
-        if (f.key.ifindex === ifindex && f.key.dstPort === 5801) maxRate = Math.max(maxRate, c.rate(c.snapshot.id(i))?.packetsPerSec ?? 0);
+        if (f.key.ifindex === ifindex && f.key.dstPort === 5801) maxRate = Math.max(maxRate, c.rate(i)?.packetsPerSec ?? 0);
       }
     });
     try {

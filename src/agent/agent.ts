@@ -196,7 +196,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       if (cycle.snapshot.removed[i]) continue;
       const f = cycle.snapshot.flow(i);
       if (!match(f.key, f.interface)) continue;
-      const rate = cycle.rate(cycle.snapshot.id(i));
+      const rate = cycle.rate(i);
       out.push({ ...f, state: 'live', packetsPerSec: rate?.packetsPerSec ?? 0, bytesPerSec: rate?.bytesPerSec ?? 0, ...ids(f) });
     }
     return out.slice(-limit);

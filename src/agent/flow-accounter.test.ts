@@ -1,21 +1,28 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FlowAccounter, flowId, type EvictedFlow, type FlowTableView } from './flow-accounter.js';
+import { FLOW_KEY_BYTES, FlowAccounter, flowId, type EvictedFlow, type FlowTableView } from './flow-accounter.js';
 import type { FlowStats } from '../types.js';
+
+/** A 44-byte key for a test flow (the kernel's key bytes in real use). */
+function keyOf(f: FlowStats): Uint8Array {
+  const k = new Uint8Array(FLOW_KEY_BYTES);
+  k.set(Buffer.from(flowId(f.key)).subarray(0, FLOW_KEY_BYTES));
+  return k;
+}
 
 /** A table view over decoded flows (the pipeline passes a FlowSnapshot). */
 function table(flows: FlowStats[]): FlowTableView {
   return {
     count: flows.length,
     removed: new Uint8Array(flows.length),
-    id: (i) => flowId(flows[i]!.key),
+    keyAt: (i) => keyOf(flows[i]!),
     packetsAt: (i) => flows[i]!.packets,
     bytesAt: (i) => flows[i]!.bytes,
     flow: (i) => flows[i]!,
   };
 }
 
-const evictedOf = (flows: FlowStats[]): EvictedFlow[] => flows.map((f) => ({ id: flowId(f.key), flow: f }));
+const evictedOf = (flows: FlowStats[]): EvictedFlow[] => flows.map((f) => ({ key: keyOf(f), flow: f }));
 
 function flow(dport: number, packets: number, bytes = packets * 100): FlowStats {
   return {
@@ -84,4 +91,48 @@ test('a flow that left the table behind our back is closed with what was last re
   assert.deepEqual(gone.map((r) => [r.reason, r.flow.key.dstPort, r.deltaPackets]), [['final', 5, 9]]);
   assert.equal(acc.size, 1);
   assert.notEqual(flowId(flow(4, 1).key), flowId(flow(5, 1).key));
+});
+
+test('many flows coming, growing, evicted and vanishing: every incarnation’s records add up to its packets', () => {
+  // Seeded, so a failure repeats. Exercises the table's growth, rehash and backward-shift deletion.
+  let seed = 12345;
+  const rnd = (n: number): number => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return seed % n;
+  };
+  const acc = new FlowAccounter({ activeTimeoutMs: 3 });
+  const live = new Map<number, number>(); // port -> packets
+  const delivered = new Map<number, number>(); // port -> packets reported (current incarnation)
+  const expected: number[] = [];
+  const got: number[] = [];
+  const settle = (port: number, total: number): void => {
+    expected.push(total);
+    got.push(delivered.get(port) ?? 0);
+    delivered.delete(port);
+  };
+  for (let t = 0; t < 60; t++) {
+    for (let j = 0; j < 400; j++) {
+      const port = 1 + rnd(3000);
+      live.set(port, (live.get(port) ?? 0) + 1 + rnd(5));
+    }
+    const evicted: FlowStats[] = [];
+    for (const [port, packets] of [...live]) {
+      const r = rnd(100);
+      if (r < 4) {
+        evicted.push(flow(port, packets));
+        live.delete(port);
+      } else if (r < 6) {
+        live.delete(port); // gone without eviction: final from the last read
+      }
+    }
+    const recs = acc.ingest(table([...live].map(([p, n]) => flow(p, n))), evictedOf(evicted), t * 1);
+    for (const r of recs) {
+      const port = r.flow.key.dstPort;
+      delivered.set(port, (delivered.get(port) ?? 0) + r.deltaPackets);
+      if (r.reason === 'final') settle(port, r.flow.packets);
+    }
+  }
+  assert.equal(acc.size, live.size, 'one state per live flow');
+  assert.ok(expected.length > 1000, `many incarnations ended (${expected.length})`);
+  assert.deepEqual(got, expected);
 });

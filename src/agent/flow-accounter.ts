@@ -10,8 +10,9 @@
  * Summed over a flow's 'active' and 'final' records, the deltas are exactly
  * its packets and bytes.
  *
- * It reads counters straight from the table view and decodes a flow only
- * for a record: a cycle over a million flows creates no object per flow.
+ * Per-flow state lives in typed arrays, found through an open-addressing
+ * table keyed by the flow key's bytes: a cycle over a million flows creates
+ * no object per flow, and a flow is decoded only when a record is due.
  */
 import type { FlowKey, FlowStats } from '../types.js';
 
@@ -28,19 +29,23 @@ export interface FlowRecord {
   bytesPerSec: number;
 }
 
+/** The bytes that identify a flow (the kernel key). */
+export const FLOW_KEY_BYTES = 44;
+
 /** What the accounter needs of one read of the table (FlowSnapshot has it). */
 export interface FlowTableView {
   readonly count: number;
   /** Flows evicted after the read: skipped here, they come as `evicted`. */
   readonly removed: Uint8Array;
-  id(i: number): string;
+  /** Flow i's key, FLOW_KEY_BYTES long (a view; not kept). */
+  keyAt(i: number): Uint8Array;
   packetsAt(i: number): number;
   bytesAt(i: number): number;
   flow(i: number): FlowStats;
 }
 
 export interface EvictedFlow {
-  id: string;
+  key: Uint8Array;
   flow: FlowStats;
 }
 
@@ -49,116 +54,240 @@ export interface AccounterOptions {
   activeTimeoutMs: number;
 }
 
-interface State {
-  /** The ingest() that last saw it. */
-  gen: number;
-  /** Where it was last read, to decode it when a record is due. */
-  view: FlowTableView;
-  index: number;
-  packets: number;
-  bytes: number;
-  readAt: number;
-  reportedPackets: number;
-  reportedBytes: number;
-  reportedAt: number;
-  packetsPerSec: number;
-  bytesPerSec: number;
-}
-
-/** An identity per flow from its decoded key: interface, direction and 5-tuple. */
+/** A readable identity per flow from its decoded key (interface, direction, 5-tuple). */
 export function flowId(k: FlowKey): string {
   return `${k.ifindex}/${k.direction}/${k.protocolNumber}/${k.srcIp}/${k.srcPort}/${k.dstIp}/${k.dstPort}`;
 }
 
+/** FNV-1a over the key's 32-bit words. */
+function hashKey(k: Uint8Array): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < FLOW_KEY_BYTES; i++) {
+    h ^= k[i]!;
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
 export class FlowAccounter {
-  private readonly state = new Map<string, State>();
-  private gen = 0;
+  // Slots of the open-addressing table hold a state number + 1 (0 = empty).
+  private slots = new Int32Array(1024);
+  private mask = 1023;
+  private used = 0;
+  // Per state (dense, reused through `free`).
+  private cap = 0;
+  private keys = new Uint8Array(0);
+  private gen = new Uint32Array(0);
+  private index = new Int32Array(0);
+  private packets = new Float64Array(0);
+  private bytes = new Float64Array(0);
+  private readAt = new Float64Array(0);
+  private reportedPackets = new Float64Array(0);
+  private reportedBytes = new Float64Array(0);
+  private reportedAt = new Float64Array(0);
+  private pps = new Float64Array(0);
+  private bps = new Float64Array(0);
+  private alive = new Uint8Array(0);
+  private readonly free: number[] = [];
+  private next = 0;
+  private live = 0;
+  private cycle = 0;
+  private current: FlowTableView | undefined;
+  private previous: FlowTableView | undefined;
+  /** State number of each flow of the current view (-1: removed). */
+  private stateOf = new Int32Array(0);
 
   constructor(private readonly opts: AccounterOptions) {}
+
+  private grow(): void {
+    const cap = Math.max(1024, this.cap * 2);
+    const f64 = (a: Float64Array<ArrayBuffer>): Float64Array<ArrayBuffer> => {
+      const b = new Float64Array(cap);
+      b.set(a);
+      return b;
+    };
+    const keys = new Uint8Array(cap * FLOW_KEY_BYTES);
+    keys.set(this.keys);
+    this.keys = keys;
+    const gen = new Uint32Array(cap);
+    gen.set(this.gen);
+    this.gen = gen;
+    const index = new Int32Array(cap);
+    index.set(this.index);
+    this.index = index;
+    const alive = new Uint8Array(cap);
+    alive.set(this.alive);
+    this.alive = alive;
+    this.packets = f64(this.packets);
+    this.bytes = f64(this.bytes);
+    this.readAt = f64(this.readAt);
+    this.reportedPackets = f64(this.reportedPackets);
+    this.reportedBytes = f64(this.reportedBytes);
+    this.reportedAt = f64(this.reportedAt);
+    this.pps = f64(this.pps);
+    this.bps = f64(this.bps);
+    this.cap = cap;
+  }
+
+  private sameKey(s: number, k: Uint8Array): boolean {
+    const base = s * FLOW_KEY_BYTES;
+    for (let i = 0; i < FLOW_KEY_BYTES; i++) if (this.keys[base + i] !== k[i]) return false;
+    return true;
+  }
+
+  /** The state of key k, or -1. */
+  private find(k: Uint8Array): number {
+    for (let slot = hashKey(k) & this.mask; ; slot = (slot + 1) & this.mask) {
+      const v = this.slots[slot]!;
+      if (v === 0) return -1;
+      if (this.sameKey(v - 1, k)) return v - 1;
+    }
+  }
+
+  private insert(k: Uint8Array): number {
+    if ((this.used + 1) * 2 > this.slots.length) this.rehash(this.slots.length * 2);
+    const s = this.free.length ? this.free.pop()! : this.next++;
+    if (s >= this.cap) this.grow();
+    this.keys.set(k.subarray(0, FLOW_KEY_BYTES), s * FLOW_KEY_BYTES);
+    this.alive[s] = 1;
+    let slot = hashKey(k) & this.mask;
+    while (this.slots[slot] !== 0) slot = (slot + 1) & this.mask;
+    this.slots[slot] = s + 1;
+    this.used++;
+    this.live++;
+    return s;
+  }
+
+  private remove(s: number): void {
+    const k = this.keys.subarray(s * FLOW_KEY_BYTES, (s + 1) * FLOW_KEY_BYTES);
+    let slot = hashKey(k) & this.mask;
+    while (this.slots[slot] !== s + 1) slot = (slot + 1) & this.mask;
+    // Backward-shift deletion keeps probe chains whole without tombstones.
+    let hole = slot;
+    for (let j = (hole + 1) & this.mask; this.slots[j] !== 0; j = (j + 1) & this.mask) {
+      const v = this.slots[j]! - 1;
+      const home = hashKey(this.keys.subarray(v * FLOW_KEY_BYTES, (v + 1) * FLOW_KEY_BYTES)) & this.mask;
+      // Move it into the hole unless its home lies cyclically in (hole, j].
+      const between = hole <= j ? home > hole && home <= j : home > hole || home <= j;
+      if (!between) {
+        this.slots[hole] = this.slots[j]!;
+        hole = j;
+      }
+    }
+    this.slots[hole] = 0;
+    this.used--;
+    this.live--;
+    this.alive[s] = 0;
+    this.free.push(s);
+  }
+
+  private rehash(size: number): void {
+    const old = this.slots;
+    this.slots = new Int32Array(size);
+    this.mask = size - 1;
+    for (const v of old) {
+      if (v === 0) continue;
+      const s = v - 1;
+      let slot = hashKey(this.keys.subarray(s * FLOW_KEY_BYTES, (s + 1) * FLOW_KEY_BYTES)) & this.mask;
+      while (this.slots[slot] !== 0) slot = (slot + 1) & this.mask;
+      this.slots[slot] = v;
+    }
+  }
+
+  private viewOf(s: number): FlowTableView {
+    return this.gen[s] === this.cycle ? this.current! : this.previous!;
+  }
+
+  private report(reason: FlowRecordReason, flow: FlowStats, s: number, atMs: number): FlowRecord {
+    const known = s >= 0;
+    const rec: FlowRecord = {
+      reason,
+      flow,
+      deltaPackets: flow.packets - (known ? this.reportedPackets[s]! : 0),
+      deltaBytes: flow.bytes - (known ? this.reportedBytes[s]! : 0),
+      packetsPerSec: known ? this.pps[s]! : 0,
+      bytesPerSec: known ? this.bps[s]! : 0,
+    };
+    if (known) {
+      this.reportedPackets[s] = flow.packets;
+      this.reportedBytes[s] = flow.bytes;
+      this.reportedAt[s] = atMs;
+    }
+    return rec;
+  }
 
   /**
    * One read of the table at `atMs` (any monotonic ms), plus the flows
    * evicted in the same cycle with their final figures. Returns the records
-   * due now; rate() has every live flow's latest rates.
+   * due now; rateAt() has each flow's rates for this read.
    */
   ingest(view: FlowTableView, evicted: readonly EvictedFlow[], atMs: number): FlowRecord[] {
     const out: FlowRecord[] = [];
-    const gen = ++this.gen;
+    this.previous = this.current;
+    this.current = view;
+    const cycle = ++this.cycle;
+    this.stateOf = new Int32Array(view.count).fill(-1);
     for (let i = 0; i < view.count; i++) {
       if (view.removed[i]) continue;
-      const id = view.id(i);
+      const k = view.keyAt(i);
       const packets = view.packetsAt(i);
       const bytes = view.bytesAt(i);
-      let s = this.state.get(id);
+      let s = this.find(k);
       // Fewer packets than last time: the flow left the table (not through
       // us) and came back. Close the old one with what we last read.
-      if (s && packets < s.packets) {
-        out.push(this.report('final', s.view.flow(s.index), s, atMs));
-        s = undefined;
+      if (s >= 0 && packets < this.packets[s]!) {
+        out.push(this.report('final', this.viewOf(s).flow(this.index[s]!), s, atMs));
+        this.remove(s);
+        s = -1;
       }
-      if (!s) {
-        s = { gen, view, index: i, packets, bytes, readAt: atMs, reportedPackets: 0, reportedBytes: 0, reportedAt: atMs, packetsPerSec: 0, bytesPerSec: 0 };
-        this.state.set(id, s);
+      if (s < 0) {
+        s = this.insert(k);
+        this.readAt[s] = atMs;
+        this.reportedPackets[s] = 0;
+        this.reportedBytes[s] = 0;
+        this.reportedAt[s] = atMs;
+        this.pps[s] = 0;
+        this.bps[s] = 0;
       } else {
-        const dt = (atMs - s.readAt) / 1000;
+        const dt = (atMs - this.readAt[s]!) / 1000;
         if (dt > 0) {
-          s.packetsPerSec = (packets - s.packets) / dt;
-          s.bytesPerSec = (bytes - s.bytes) / dt;
+          this.pps[s] = (packets - this.packets[s]!) / dt;
+          this.bps[s] = (bytes - this.bytes[s]!) / dt;
         }
-        s.gen = gen;
-        s.view = view;
-        s.index = i;
-        s.packets = packets;
-        s.bytes = bytes;
-        s.readAt = atMs;
+        this.readAt[s] = atMs;
       }
-      if (atMs - s.reportedAt >= this.opts.activeTimeoutMs && packets > s.reportedPackets) {
+      this.gen[s] = cycle;
+      this.index[s] = i;
+      this.packets[s] = packets;
+      this.bytes[s] = bytes;
+      this.stateOf[i] = s;
+      if (atMs - this.reportedAt[s]! >= this.opts.activeTimeoutMs && packets > this.reportedPackets[s]!) {
         out.push(this.report('active', view.flow(i), s, atMs));
       }
     }
     for (const e of evicted) {
-      const s = this.state.get(e.id);
-      out.push(this.report('final', e.flow, s ?? { reportedPackets: 0, reportedBytes: 0, packetsPerSec: 0, bytesPerSec: 0 }, atMs));
-      this.state.delete(e.id);
+      const s = this.find(e.key);
+      out.push(this.report('final', e.flow, s, atMs));
+      if (s >= 0) this.remove(s);
     }
     // Gone from the table without passing through eviction: close them with
     // what we last read, so state never outlives the flows.
-    for (const [id, s] of this.state) {
-      if (s.gen === gen) continue;
-      out.push(this.report('final', s.view.flow(s.index), s, atMs));
-      this.state.delete(id);
+    for (let s = 0; s < this.next; s++) {
+      if (!this.alive[s] || this.gen[s] === cycle) continue;
+      out.push(this.report('final', this.viewOf(s).flow(this.index[s]!), s, atMs));
+      this.remove(s);
     }
     return out;
   }
 
-  private report(
-    reason: FlowRecordReason,
-    flow: FlowStats,
-    s: Pick<State, 'reportedPackets' | 'reportedBytes' | 'packetsPerSec' | 'bytesPerSec'> & { reportedAt?: number },
-    atMs: number,
-  ): FlowRecord {
-    const rec: FlowRecord = {
-      reason,
-      flow,
-      deltaPackets: flow.packets - s.reportedPackets,
-      deltaBytes: flow.bytes - s.reportedBytes,
-      packetsPerSec: s.packetsPerSec,
-      bytesPerSec: s.bytesPerSec,
-    };
-    s.reportedPackets = flow.packets;
-    s.reportedBytes = flow.bytes;
-    s.reportedAt = atMs;
-    return rec;
-  }
-
-  /** A live flow's rates over the last read interval. */
-  rate(id: string): { packetsPerSec: number; bytesPerSec: number } | undefined {
-    const s = this.state.get(id);
-    return s && { packetsPerSec: s.packetsPerSec, bytesPerSec: s.bytesPerSec };
+  /** Rates of flow i of the last view passed to ingest(). */
+  rateAt(i: number): { packetsPerSec: number; bytesPerSec: number } | undefined {
+    const s = this.stateOf[i] ?? -1;
+    return s < 0 ? undefined : { packetsPerSec: this.pps[s]!, bytesPerSec: this.bps[s]! };
   }
 
   /** Flows being tracked. */
   get size(): number {
-    return this.state.size;
+    return this.live;
   }
 }

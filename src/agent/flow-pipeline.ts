@@ -32,8 +32,8 @@ export interface PipelineCycle {
   readonly flows: FlowStats[];
   /** Conversations of `flows`, computed on first use (most cycles never need them). */
   readonly conversations: Conversation[];
-  /** A live flow's rates over the last interval, by its snapshot id. */
-  rate(id: string): { packetsPerSec: number; bytesPerSec: number } | undefined;
+  /** Rates over the last interval of flow i of `snapshot`. */
+  rate(i: number): { packetsPerSec: number; bytesPerSec: number } | undefined;
   /** How long the cycle took, ms. */
   durationMs: number;
 }
@@ -72,7 +72,7 @@ export function startFlowPipeline(monitor: NetworkMonitor, options: FlowPipeline
       get conversations() {
         return (conversations ??= toConversations(this.flows));
       },
-      rate: (id) => accounter.rate(id),
+      rate: (i) => accounter.rateAt(i),
       durationMs: performance.now() - t0,
     };
     // Exporter.

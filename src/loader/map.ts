@@ -111,12 +111,13 @@ export class BpfMap {
 
   /**
    * Reads every entry with BPF_MAP_LOOKUP_BATCH. The buffers are reused
-   * between calls: copy what you keep before the next dump.
+   * between calls (copy what you keep before the next dump) unless `fresh`.
    */
-  dump(batchSize = 8192): MapDump {
+  dump(batchSize = 8192, opts: { fresh?: boolean } = {}): MapDump {
     const cap = this.maxEntries;
-    this.batchKeys ??= Buffer.alloc(cap * this.keySize);
-    this.batchValues ??= Buffer.alloc(cap * this.valueStride);
+    // fresh: buffers of this call's own, for a caller that keeps them.
+    const keys = opts.fresh ? Buffer.allocUnsafe(cap * this.keySize) : (this.batchKeys ??= Buffer.alloc(cap * this.keySize));
+    const values = opts.fresh ? Buffer.allocUnsafe(cap * this.valueStride) : (this.batchValues ??= Buffer.alloc(cap * this.valueStride));
     const inBatch = Buffer.alloc(8);
     const outBatch = Buffer.alloc(8);
     const count = new Uint32Array(1);
@@ -131,8 +132,8 @@ export class BpfMap {
         this.fd,
         first ? null : inBatch,
         outBatch,
-        this.batchKeys.subarray(total * this.keySize),
-        this.batchValues.subarray(total * this.valueStride),
+        keys.subarray(total * this.keySize),
+        values.subarray(total * this.valueStride),
         count,
         null,
       ) as number;
@@ -149,7 +150,7 @@ export class BpfMap {
       outBatch.copy(inBatch);
       first = false;
     }
-    return { count: total, keys: this.batchKeys, values: this.batchValues, keySize: this.keySize, valueStride: this.valueStride };
+    return { count: total, keys, values, keySize: this.keySize, valueStride: this.valueStride };
   }
 
   /** Deletes the given keys (packed back to back); returns how many were deleted. */

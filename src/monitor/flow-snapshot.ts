@@ -65,6 +65,11 @@ export class FlowSnapshot {
     return this.keys.toString('latin1', i * FLOW_KEY.size, (i + 1) * FLOW_KEY.size);
   }
 
+  /** The raw key of flow i (a view into the snapshot). */
+  keyAt(i: number): Uint8Array {
+    return this.keys.subarray(i * FLOW_KEY.size, (i + 1) * FLOW_KEY.size);
+  }
+
   /** The raw key of flow i (a copy). */
   key(i: number): Buffer {
     return Buffer.from(this.keys.subarray(i * FLOW_KEY.size, (i + 1) * FLOW_KEY.size));

@@ -583,13 +583,13 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
    */
   readFlowSnapshot(): FlowSnapshot {
     const map = this.collection().map(MAP.flows);
-    const dump = map.dump();
+    // Buffers of its own: the snapshot keeps them (no copy).
+    const dump = map.dump(8192, { fresh: true });
     const ctx = { cpus: possibleCpus(), anchor: this.jiffiesAnchor(), now: Date.now() };
-    // Copies: the batch buffers are reused by the next read.
     return new FlowSnapshot(
       dump.count,
-      Buffer.from(dump.keys.subarray(0, dump.count * FLOW_KEY.size)),
-      Buffer.from(dump.values.subarray(0, dump.count * dump.valueStride)),
+      dump.keys.subarray(0, dump.count * FLOW_KEY.size),
+      dump.values.subarray(0, dump.count * dump.valueStride),
       dump.valueStride,
       ctx.cpus,
       (kv, keyAt, vv, valueAt) => this.flowStats(kv, keyAt, vv, valueAt, ctx),
@@ -598,12 +598,12 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
   }
 
   /** evictIdleFlows() over a snapshot already read; marks what it removed in it. */
-  evictIdle(snapshot: FlowSnapshot, idleMs: number): { id: string; flow: FlowStats }[] {
+  evictIdle(snapshot: FlowSnapshot, idleMs: number): { key: Buffer; flow: FlowStats }[] {
     if (!Number.isFinite(idleMs) || idleMs < 0) throw new InvalidArgumentError(`idleMs must be a non-negative number, got ${idleMs}`);
     const map = this.collection().map(MAP.flows);
     const ctx = { cpus: possibleCpus(), anchor: this.jiffiesAnchor(), now: Date.now() };
     const cutoffMs = Number(this.clock.nowNs()) / 1e6 - idleMs;
-    const out: { id: string; flow: FlowStats }[] = [];
+    const out: { key: Buffer; flow: FlowStats }[] = [];
     const value = Buffer.alloc(map.valueStride);
     const vv = new DataView(value.buffer, value.byteOffset, value.byteLength);
     for (let i = 0; i < snapshot.count; i++) {
@@ -613,7 +613,7 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
       snapshot.removed[i] = 1;
       this.flowsEvicted++;
       const kv = new DataView(key.buffer, key.byteOffset, key.byteLength);
-      out.push({ id: snapshot.id(i), flow: this.flowStats(kv, 0, vv, 0, ctx) });
+      out.push({ key, flow: this.flowStats(kv, 0, vv, 0, ctx) });
     }
     return out;
   }

@@ -15,7 +15,12 @@ function table(flows: FlowStats[]): FlowTableView {
   return {
     count: flows.length,
     removed: new Uint8Array(flows.length),
-    keyAt: (i) => keyOf(flows[i]!),
+    keyWords: (() => {
+      const w = new Uint32Array(flows.length * (FLOW_KEY_BYTES / 4));
+      const b = new Uint8Array(w.buffer);
+      flows.forEach((f, i) => b.set(keyOf(f), i * FLOW_KEY_BYTES));
+      return w;
+    })(),
     packetsAt: (i) => flows[i]!.packets,
     bytesAt: (i) => flows[i]!.bytes,
     flow: (i) => flows[i]!,

@@ -29,22 +29,24 @@ export interface FlowRecord {
   bytesPerSec: number;
 }
 
-/** The bytes that identify a flow (the kernel key). */
+/** The bytes that identify a flow (the kernel key), and as 32-bit words. */
 export const FLOW_KEY_BYTES = 44;
+const W = FLOW_KEY_BYTES / 4;
 
 /** What the accounter needs of one read of the table (FlowSnapshot has it). */
 export interface FlowTableView {
   readonly count: number;
   /** Flows evicted after the read: skipped here, they come as `evicted`. */
   readonly removed: Uint8Array;
-  /** Flow i's key, FLOW_KEY_BYTES long (a view; not kept). */
-  keyAt(i: number): Uint8Array;
+  /** Every flow's key back to back, as 32-bit words (flow i at i * 11). */
+  readonly keyWords: Uint32Array;
   packetsAt(i: number): number;
   bytesAt(i: number): number;
   flow(i: number): FlowStats;
 }
 
 export interface EvictedFlow {
+  /** The kernel key, FLOW_KEY_BYTES long. */
   key: Uint8Array;
   flow: FlowStats;
 }
@@ -59,14 +61,21 @@ export function flowId(k: FlowKey): string {
   return `${k.ifindex}/${k.direction}/${k.protocolNumber}/${k.srcIp}/${k.srcPort}/${k.dstIp}/${k.dstPort}`;
 }
 
-/** FNV-1a over the key's 32-bit words. */
-function hashKey(k: Uint8Array): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < FLOW_KEY_BYTES; i++) {
-    h ^= k[i]!;
-    h = Math.imul(h, 0x01000193);
+/** A multiply-xorshift hash over the key's 11 words, from `at` in `w`. */
+function hashKey(w: Uint32Array, at: number): number {
+  let h = 0x9e3779b9;
+  for (let i = 0; i < W; i++) {
+    h = Math.imul(h ^ w[at + i]!, 0x85ebca6b);
+    h ^= h >>> 13;
   }
   return h >>> 0;
+}
+
+/** The 11 words of a key given as bytes. */
+function wordsOf(k: Uint8Array): Uint32Array {
+  const w = new Uint32Array(W);
+  new Uint8Array(w.buffer).set(k.subarray(0, FLOW_KEY_BYTES));
+  return w;
 }
 
 export class FlowAccounter {
@@ -76,7 +85,7 @@ export class FlowAccounter {
   private used = 0;
   // Per state (dense, reused through `free`).
   private cap = 0;
-  private keys = new Uint8Array(0);
+  private keys = new Uint32Array(0);
   private gen = new Uint32Array(0);
   private index = new Int32Array(0);
   private packets = new Float64Array(0);
@@ -106,7 +115,7 @@ export class FlowAccounter {
       b.set(a);
       return b;
     };
-    const keys = new Uint8Array(cap * FLOW_KEY_BYTES);
+    const keys = new Uint32Array(cap * W);
     keys.set(this.keys);
     this.keys = keys;
     const gen = new Uint32Array(cap);
@@ -129,28 +138,28 @@ export class FlowAccounter {
     this.cap = cap;
   }
 
-  private sameKey(s: number, k: Uint8Array): boolean {
-    const base = s * FLOW_KEY_BYTES;
-    for (let i = 0; i < FLOW_KEY_BYTES; i++) if (this.keys[base + i] !== k[i]) return false;
+  private sameKey(s: number, w: Uint32Array, at: number): boolean {
+    const base = s * W;
+    for (let i = 0; i < W; i++) if (this.keys[base + i] !== w[at + i]) return false;
     return true;
   }
 
-  /** The state of key k, or -1. */
-  private find(k: Uint8Array): number {
-    for (let slot = hashKey(k) & this.mask; ; slot = (slot + 1) & this.mask) {
+  /** The state of the key at `at` in `w`, or -1. */
+  private find(w: Uint32Array, at: number): number {
+    for (let slot = hashKey(w, at) & this.mask; ; slot = (slot + 1) & this.mask) {
       const v = this.slots[slot]!;
       if (v === 0) return -1;
-      if (this.sameKey(v - 1, k)) return v - 1;
+      if (this.sameKey(v - 1, w, at)) return v - 1;
     }
   }
 
-  private insert(k: Uint8Array): number {
+  private insert(w: Uint32Array, at: number): number {
     if ((this.used + 1) * 2 > this.slots.length) this.rehash(this.slots.length * 2);
     const s = this.free.length ? this.free.pop()! : this.next++;
     if (s >= this.cap) this.grow();
-    this.keys.set(k.subarray(0, FLOW_KEY_BYTES), s * FLOW_KEY_BYTES);
+    this.keys.set(w.subarray(at, at + W), s * W);
     this.alive[s] = 1;
-    let slot = hashKey(k) & this.mask;
+    let slot = hashKey(w, at) & this.mask;
     while (this.slots[slot] !== 0) slot = (slot + 1) & this.mask;
     this.slots[slot] = s + 1;
     this.used++;
@@ -159,14 +168,13 @@ export class FlowAccounter {
   }
 
   private remove(s: number): void {
-    const k = this.keys.subarray(s * FLOW_KEY_BYTES, (s + 1) * FLOW_KEY_BYTES);
-    let slot = hashKey(k) & this.mask;
+    let slot = hashKey(this.keys, s * W) & this.mask;
     while (this.slots[slot] !== s + 1) slot = (slot + 1) & this.mask;
     // Backward-shift deletion keeps probe chains whole without tombstones.
     let hole = slot;
     for (let j = (hole + 1) & this.mask; this.slots[j] !== 0; j = (j + 1) & this.mask) {
       const v = this.slots[j]! - 1;
-      const home = hashKey(this.keys.subarray(v * FLOW_KEY_BYTES, (v + 1) * FLOW_KEY_BYTES)) & this.mask;
+      const home = hashKey(this.keys, v * W) & this.mask;
       // Move it into the hole unless its home lies cyclically in (hole, j].
       const between = hole <= j ? home > hole && home <= j : home > hole || home <= j;
       if (!between) {
@@ -187,8 +195,7 @@ export class FlowAccounter {
     this.mask = size - 1;
     for (const v of old) {
       if (v === 0) continue;
-      const s = v - 1;
-      let slot = hashKey(this.keys.subarray(s * FLOW_KEY_BYTES, (s + 1) * FLOW_KEY_BYTES)) & this.mask;
+      let slot = hashKey(this.keys, (v - 1) * W) & this.mask;
       while (this.slots[slot] !== 0) slot = (slot + 1) & this.mask;
       this.slots[slot] = v;
     }
@@ -227,12 +234,13 @@ export class FlowAccounter {
     this.current = view;
     const cycle = ++this.cycle;
     this.stateOf = new Int32Array(view.count).fill(-1);
+    const words = view.keyWords;
     for (let i = 0; i < view.count; i++) {
       if (view.removed[i]) continue;
-      const k = view.keyAt(i);
+      const at = i * W;
       const packets = view.packetsAt(i);
       const bytes = view.bytesAt(i);
-      let s = this.find(k);
+      let s = this.find(words, at);
       // Fewer packets than last time: the flow left the table (not through
       // us) and came back. Close the old one with what we last read.
       if (s >= 0 && packets < this.packets[s]!) {
@@ -241,7 +249,7 @@ export class FlowAccounter {
         s = -1;
       }
       if (s < 0) {
-        s = this.insert(k);
+        s = this.insert(words, at);
         this.readAt[s] = atMs;
         this.reportedPackets[s] = 0;
         this.reportedBytes[s] = 0;
@@ -266,7 +274,7 @@ export class FlowAccounter {
       }
     }
     for (const e of evicted) {
-      const s = this.find(e.key);
+      const s = this.find(wordsOf(e.key), 0);
       out.push(this.report('final', e.flow, s, atMs));
       if (s >= 0) this.remove(s);
     }

@@ -15,6 +15,8 @@ export class FlowSnapshot {
   readonly count: number;
   /** Set for flows evicted from the kernel table after this read. */
   readonly removed: Uint8Array;
+  /** The keys as 32-bit words, flow i at i * 11 (for the accounter's hashing). */
+  readonly keyWords: Uint32Array;
   private readonly kv: DataView;
   private readonly vv: DataView;
   // Counters summed over CPUs, in one pass up front: reading them later
@@ -35,6 +37,9 @@ export class FlowSnapshot {
   ) {
     this.count = count;
     this.removed = new Uint8Array(count);
+    // A word view needs 4-byte alignment; a read buffer of its own has it, a copy makes sure.
+    const aligned = keys.byteOffset % 4 === 0 ? keys : Buffer.from(keys);
+    this.keyWords = new Uint32Array(aligned.buffer, aligned.byteOffset, (count * FLOW_KEY.size) / 4);
     this.kv = new DataView(keys.buffer, keys.byteOffset, keys.byteLength);
     this.vv = new DataView(values.buffer, values.byteOffset, values.byteLength);
     this.packets = new Float64Array(count);
@@ -58,16 +63,6 @@ export class FlowSnapshot {
       this.bytes[i] = b;
       this.lastSeen[i] = last;
     }
-  }
-
-  /** A stable identity for flow i: its key's bytes. */
-  id(i: number): string {
-    return this.keys.toString('latin1', i * FLOW_KEY.size, (i + 1) * FLOW_KEY.size);
-  }
-
-  /** The raw key of flow i (a view into the snapshot). */
-  keyAt(i: number): Uint8Array {
-    return this.keys.subarray(i * FLOW_KEY.size, (i + 1) * FLOW_KEY.size);
   }
 
   /** The raw key of flow i (a copy). */

@@ -63,6 +63,8 @@ export class BpfMap {
   readonly valueStride: number;
   private batchKeys: Buffer | undefined;
   private batchValues: Buffer | undefined;
+  /** Entries the last dump found (sizes the next fresh one). */
+  private lastCount = 0;
 
   constructor(info: MapInfo, fd: number) {
     this.name = info.name;
@@ -115,17 +117,31 @@ export class BpfMap {
    */
   dump(batchSize = 8192, opts: { fresh?: boolean } = {}): MapDump {
     const cap = this.maxEntries;
-    // fresh: buffers of this call's own, for a caller that keeps them.
-    const keys = opts.fresh ? Buffer.allocUnsafe(cap * this.keySize) : (this.batchKeys ??= Buffer.alloc(cap * this.keySize));
-    const values = opts.fresh ? Buffer.allocUnsafe(cap * this.valueStride) : (this.batchValues ??= Buffer.alloc(cap * this.valueStride));
+    // fresh: buffers of this call's own, for a caller that keeps them, sized
+    // from the last read (and grown if the map grew) rather than the capacity.
+    let size = opts.fresh ? Math.min(cap, Math.ceil(this.lastCount * 1.1) + 1024) : cap;
+    let keys = opts.fresh ? Buffer.allocUnsafe(size * this.keySize) : (this.batchKeys ??= Buffer.alloc(cap * this.keySize));
+    let values = opts.fresh ? Buffer.allocUnsafe(size * this.valueStride) : (this.batchValues ??= Buffer.alloc(cap * this.valueStride));
     const inBatch = Buffer.alloc(8);
     const outBatch = Buffer.alloc(8);
     const count = new Uint32Array(1);
     let total = 0;
     let first = true;
     let step = Math.min(batchSize, cap);
+    // More entries than the last read had: double, keeping what was read
+    // (the batch token carries on where it was).
+    const grow = (): void => {
+      size = Math.min(cap, size * 2);
+      const k = Buffer.allocUnsafe(size * this.keySize);
+      const v = Buffer.allocUnsafe(size * this.valueStride);
+      keys.copy(k, 0, 0, total * this.keySize);
+      values.copy(v, 0, 0, total * this.valueStride);
+      keys = k;
+      values = v;
+    };
     for (;;) {
-      const room = cap - total;
+      if (size - total <= 0 && size < cap) grow();
+      const room = size - total;
       if (room <= 0) break;
       count[0] = Math.min(step, room);
       const rc = libbpf.bpf_map_lookup_batch(
@@ -139,8 +155,11 @@ export class BpfMap {
       ) as number;
       if (rc === -ENOSPC && count[0] === 0) {
         // A hash bucket holds more entries than we asked for: ask for more,
-        // unless the buffer has no more room (the map changed under us).
-        if (step >= room) break;
+        // growing the buffer if it must; at capacity the map changed under us.
+        if (step >= room) {
+          if (size >= cap) break;
+          grow();
+        }
         step = Math.min(step * 2, cap);
         continue;
       }
@@ -150,6 +169,7 @@ export class BpfMap {
       outBatch.copy(inBatch);
       first = false;
     }
+    this.lastCount = total;
     return { count: total, keys, values, keySize: this.keySize, valueStride: this.valueStride };
   }
 

@@ -285,6 +285,8 @@ export class FlowAccounter {
       out.push(this.report('final', this.viewOf(s).flow(this.index[s]!), s, atMs));
       this.remove(s);
     }
+    // Every state now belongs to `view`: the previous read can go.
+    this.previous = undefined;
     return out;
   }
 

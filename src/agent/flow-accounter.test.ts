@@ -1,7 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FLOW_KEY_BYTES, FlowAccounter, flowId, type EvictedFlow, type FlowTableView } from './flow-accounter.js';
-import type { FlowStats } from '../types.js';
+import { FLOW_KEY_BYTES, FlowAccounter, type EvictedFlow, type FlowTableView } from './flow-accounter.js';
+import type { FlowKey, FlowStats } from '../types.js';
+
+/** A readable identity of a test flow (interface, direction, 5-tuple). */
+function flowId(k: FlowKey): string {
+  return `${k.ifindex}/${k.direction}/${k.protocolNumber}/${k.srcIp}/${k.srcPort}/${k.dstIp}/${k.dstPort}`;
+}
 
 /** A 44-byte key for a test flow (the kernel's key bytes in real use). */
 function keyOf(f: FlowStats): Uint8Array {

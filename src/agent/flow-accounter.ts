@@ -14,7 +14,7 @@
  * table keyed by the flow key's bytes: a cycle over a million flows creates
  * no object per flow, and a flow is decoded only when a record is due.
  */
-import type { FlowKey, FlowStats } from '../types.js';
+import type { FlowStats } from '../types.js';
 
 export type FlowRecordReason = 'active' | 'final';
 
@@ -54,11 +54,6 @@ export interface EvictedFlow {
 export interface AccounterOptions {
   /** Report long flows at least this often, in ms. */
   activeTimeoutMs: number;
-}
-
-/** A readable identity per flow from its decoded key (interface, direction, 5-tuple). */
-export function flowId(k: FlowKey): string {
-  return `${k.ifindex}/${k.direction}/${k.protocolNumber}/${k.srcIp}/${k.srcPort}/${k.dstIp}/${k.dstPort}`;
 }
 
 /** A multiply-xorshift hash over the key's 11 words, from `at` in `w`. */

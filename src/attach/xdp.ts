@@ -3,7 +3,7 @@
  * Every kernel we load on (>= 5.18) has XDP links, so there is no netlink
  * fallback here.
  */
-import { AttachError, KernelUnsupportedError } from '../errors.js';
+import { KernelUnsupportedError } from '../errors.js';
 import { kernelFeatures } from '../loader/features.js';
 import type { BpfProgram } from '../loader/object.js';
 import { AttachType, LinkAttachment, linkCreate } from './link-fd.js';
@@ -34,4 +34,3 @@ export function attachXdp(prog: BpfProgram, iface: string, ifindex: number, opts
   return new LinkAttachment('xdp', opts.mode === 'native' ? 'xdp-native' : 'xdp-generic', iface, ifindex, fd);
 }
 
-export { AttachError };

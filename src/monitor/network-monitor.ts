@@ -132,11 +132,10 @@ export interface NetworkMonitorEvents {
   error: [Error];
 }
 
-function checkRingSize(name: string, n: number): number {
+function checkRingSize(name: string, n: number): void {
   if (!Number.isInteger(n) || n < pageSize || (n & (n - 1)) !== 0) {
     throw new InvalidArgumentError(`${name} must be a power of two of at least ${pageSize} bytes, got ${n}`);
   }
-  return n;
 }
 
 function zeroCounts(): OutcomeCounts {

@@ -11,6 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { NetworkMonitor } from '../src/monitor/network-monitor.js';
 import { startFlowPipeline } from '../src/agent/flow-pipeline.js';
+import { keepLargeBuffersOnMmap } from '../src/agent/allocator.js';
 import { envInt, fillFlowTable, fmt, fmtSummary, log, makeFlowTable, nowNs, pairedRatios, summarize, writeResult, type BenchResult } from './common.js';
 import { possibleCpus } from '../src/loader/map.js';
 
@@ -29,6 +30,7 @@ interface ChildResult {
 }
 
 async function child(flows: number): Promise<void> {
+  keepLargeBuffersOnMmap(); // as Agent.start() does
   const mon = await NetworkMonitor.create({ flowTableCapacity: Math.ceil(flows * 1.25), packetSampleRate: 0 });
   try {
     const map = mon.map('knp_flows');
@@ -36,7 +38,7 @@ async function child(flows: number): Promise<void> {
     const pipeline = startFlowPipeline(mon, { intervalMs: 3_600_000, idleTimeoutMs: 3_600_000, activeTimeoutMs: 3_600_000 }, () => {});
     const out: ChildResult = { flows, cycleMs: [], dumpMs: [], cpuMsPerCycle: [], maxRssMb: 0, steadyRssMb: 0, recordsOk: true };
     try {
-      pipeline.runOnce(); // warm up: first read creates the accounter's state
+      await pipeline.runOnce(); // warm up: first read creates the accounter's state
       for (let r = 0; r < ROUNDS; r++) {
         const t0 = nowNs();
         // fresh: the agent holds no cached read buffers, so neither does the baseline.
@@ -44,14 +46,14 @@ async function child(flows: number): Promise<void> {
         out.dumpMs.push((nowNs() - t0) / 1e6);
         const cpu0 = process.cpuUsage();
         const t1 = nowNs();
-        const cycle = pipeline.runOnce();
+        const cycle = await pipeline.runOnce();
         out.cycleMs.push((nowNs() - t1) / 1e6);
         const cpu = process.cpuUsage(cpu0);
         out.cpuMsPerCycle.push((cpu.user + cpu.system) / 1000);
         if (cycle.snapshot.count !== flows) out.recordsOk = false;
       }
     } finally {
-      pipeline.close();
+      await pipeline.close();
     }
     out.maxRssMb = process.resourceUsage().maxRSS / 1024;
     (globalThis as { gc?: () => void }).gc?.();

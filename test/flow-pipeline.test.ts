@@ -39,7 +39,7 @@ test('active and final records of a UDP flow add up to exactly the datagrams sen
       const last = cycles.at(-1)!;
       assert.ok(last.durationMs < 1000);
     } finally {
-      pipeline.close();
+      await pipeline.close();
     }
   });
 });

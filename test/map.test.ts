@@ -56,3 +56,57 @@ test('dump() returns every entry once, reused or fresh buffers, as the map grows
     await mon.close();
   }
 });
+
+test('dumpAsync() reads on a worker thread: every entry once, each chunk handed over once while the next is read', async () => {
+  const mon = await NetworkMonitor.create({ flowTableCapacity: 20000, packetSampleRate: 0 });
+  try {
+    const map = mon.map('knp_flows');
+    const value = Buffer.alloc(map.valueStride);
+    for (let i = 0; i < 7000; i++) {
+      value.writeBigUInt64LE(BigInt(i + 1), 0);
+      map.update(key(i), value);
+    }
+    map.dump(8192, { fresh: true });
+    for (let i = 7000; i < 15000; i++) {
+      value.writeBigUInt64LE(BigInt(i + 1), 0);
+      map.update(key(i), value);
+    }
+    // The last read saw 7000: the buffers must grow to 15000 mid-read.
+    const fromChunks = new Map<number, bigint>();
+    let next = 0;
+    let chunks = 0;
+    let ticks = 0;
+    const ticker = setInterval(() => ticks++, 0);
+    const d = await map.dumpAsync(1000, (keys, values, start, count) => {
+      assert.equal(start, next, 'chunks in order, none skipped');
+      next = start + count;
+      chunks++;
+      for (let i = start; i < start + count; i++) {
+        fromChunks.set(keys.readUInt32BE(i * FLOW_KEY.size + 12) - 0xc6120000, values.readBigUInt64LE(i * map.valueStride));
+      }
+    });
+    clearInterval(ticker);
+    assert.equal(d.count, 15000);
+    assert.equal(next, 15000);
+    assert.ok(chunks >= 15, `batches of about 1000, got ${chunks}`);
+    assert.equal(fromChunks.size, 15000, 'no duplicates');
+    for (const [k, v] of fromChunks) assert.equal(v, BigInt(k + 1), 'values travel with their keys');
+    for (let i = 0; i < d.count; i++) {
+      const k = d.keys.readUInt32BE(i * FLOW_KEY.size + 12) - 0xc6120000;
+      assert.equal(d.values.readBigUInt64LE(i * d.valueStride), BigInt(k + 1), 'the final buffers hold every entry');
+    }
+    assert.ok(ticks > 0, 'the event loop ran during the read');
+
+    // Aborted between batches: it stops with the reason, and close() waits for it.
+    const ac = new AbortController();
+    await assert.rejects(
+      map.dumpAsync(1000, () => ac.abort(new Error('stop here')), ac.signal),
+      /stop here/,
+    );
+    const snap = mon.readFlowSnapshotAsync();
+    await mon.close();
+    await assert.rejects(snap, { name: 'ClosedError' });
+  } finally {
+    await mon.close();
+  }
+});

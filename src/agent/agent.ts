@@ -9,6 +9,7 @@ import { NetworkMonitor } from '../monitor/network-monitor.js';
 import type { Hook, InterfaceCounters, OutcomeCounts, SecurityEvent, FlowStats } from '../types.js';
 import type { AgentConfig } from './config.js';
 import { InterfaceWatcher, type InterfaceRef } from './interface-watcher.js';
+import { keepLargeBuffersOnMmap } from './allocator.js';
 import { startFlowPipeline, type FlowPipeline, type PipelineCycle } from './flow-pipeline.js';
 import type { FlowRecord } from './flow-accounter.js';
 import { toConversations, type Conversation } from './conversations.js';
@@ -94,6 +95,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   static async start(config: AgentConfig): Promise<Agent> {
     // A bad inventory is a config error: find it before loading anything.
     if (config.inventory) Inventory.load(config.inventory);
+    keepLargeBuffersOnMmap();
     const monitor = await NetworkMonitor.create({ flowTableCapacity: config.flowTableCapacity, packetSampleRate: config.packetSampleRate });
     const agent = new Agent(config, monitor);
     try {
@@ -243,7 +245,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.pipeline?.close();
+    await this.pipeline?.close();
     this.watcher?.close();
     await this.monitor.close();
   }

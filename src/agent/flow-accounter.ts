@@ -45,6 +45,20 @@ export interface FlowTableView {
   flow(i: number): FlowStats;
 }
 
+/** Each flow's counters, summed over CPUs. */
+export interface FlowCounts {
+  packetsAt(i: number): number;
+  bytesAt(i: number): number;
+}
+
+/** One read being accounted a batch at a time (FlowAccounter.begin()). */
+export interface AccounterRead {
+  /** Flows start .. start + count: keys as words (flow i at i * 11) and counters; skips those `removed`. */
+  add(words: Uint32Array, counts: FlowCounts, start: number, count: number, removed?: Uint8Array): void;
+  /** The whole read, and the flows evicted after it; returns the records due. */
+  end(view: FlowTableView, evicted: readonly EvictedFlow[]): FlowRecord[];
+}
+
 export interface EvictedFlow {
   /** The kernel key, FLOW_KEY_BYTES long. */
   key: Uint8Array;
@@ -96,8 +110,8 @@ export class FlowAccounter {
   private next = 0;
   private live = 0;
   private cycle = 0;
+  /** The last read ended; states not seen in the read under way point into it. */
   private current: FlowTableView | undefined;
-  private previous: FlowTableView | undefined;
   /** State number of each flow of the current view (-1: removed). */
   private stateOf = new Int32Array(0);
 
@@ -196,10 +210,6 @@ export class FlowAccounter {
     }
   }
 
-  private viewOf(s: number): FlowTableView {
-    return this.gen[s] === this.cycle ? this.current! : this.previous!;
-  }
-
   private report(reason: FlowRecordReason, flow: FlowStats, s: number, atMs: number): FlowRecord {
     const known = s >= 0;
     const rec: FlowRecord = {
@@ -224,65 +234,95 @@ export class FlowAccounter {
    * due now; rateAt() has each flow's rates for this read.
    */
   ingest(view: FlowTableView, evicted: readonly EvictedFlow[], atMs: number): FlowRecord[] {
-    const out: FlowRecord[] = [];
-    this.previous = this.current;
-    this.current = view;
+    const read = this.begin(atMs);
+    read.add(view.keyWords, view, 0, view.count, view.removed);
+    return read.end(view, evicted);
+  }
+
+  /**
+   * ingest() a batch at a time, while the table is still being read: add()
+   * each batch's flows as they arrive, then end() with the whole read (and
+   * the flows evicted after it; those marked removed in the view after they
+   * were added are closed by their final figures).
+   */
+  begin(atMs: number): AccounterRead {
     const cycle = ++this.cycle;
-    this.stateOf = new Int32Array(view.count).fill(-1);
-    const words = view.keyWords;
-    for (let i = 0; i < view.count; i++) {
-      if (view.removed[i]) continue;
-      const at = i * W;
-      const packets = view.packetsAt(i);
-      const bytes = view.bytesAt(i);
-      let s = this.find(words, at);
-      // Fewer packets than last time: the flow left the table (not through
-      // us) and came back. Close the old one with what we last read.
-      if (s >= 0 && packets < this.packets[s]!) {
-        out.push(this.report('final', this.viewOf(s).flow(this.index[s]!), s, atMs));
-        this.remove(s);
-        s = -1;
+    let stateOf = new Int32Array(1024).fill(-1);
+    // Active records are decided as flows arrive but built at end(), when
+    // the read's view exists (and an evicted flow gets only its final one).
+    const due: number[] = [];
+    const closed: FlowRecord[] = [];
+    const add = (words: Uint32Array, counts: FlowCounts, start: number, count: number, removed?: Uint8Array): void => {
+      if (start + count > stateOf.length) {
+        const grown = new Int32Array(Math.max(start + count, stateOf.length * 2)).fill(-1);
+        grown.set(stateOf);
+        stateOf = grown;
       }
-      if (s < 0) {
-        s = this.insert(words, at);
-        this.readAt[s] = atMs;
-        this.reportedPackets[s] = 0;
-        this.reportedBytes[s] = 0;
-        this.reportedAt[s] = atMs;
-        this.pps[s] = 0;
-        this.bps[s] = 0;
-      } else {
-        const dt = (atMs - this.readAt[s]!) / 1000;
-        if (dt > 0) {
-          this.pps[s] = (packets - this.packets[s]!) / dt;
-          this.bps[s] = (bytes - this.bytes[s]!) / dt;
+      for (let i = start, end = start + count; i < end; i++) {
+        if (removed?.[i]) continue;
+        const at = i * W;
+        const packets = counts.packetsAt(i);
+        const bytes = counts.bytesAt(i);
+        let s = this.find(words, at);
+        // The same key twice in one read (deleted and re-added under the
+        // read): keep the later one.
+        if (s >= 0 && this.gen[s] === cycle) stateOf[this.index[s]!] = -1;
+        // Fewer packets than last time: the flow left the table (not through
+        // us) and came back. Close the old one with what we last read.
+        else if (s >= 0 && packets < this.packets[s]!) {
+          closed.push(this.report('final', this.current!.flow(this.index[s]!), s, atMs));
+          this.remove(s);
+          s = -1;
         }
-        this.readAt[s] = atMs;
+        if (s < 0) {
+          s = this.insert(words, at);
+          this.readAt[s] = atMs;
+          this.reportedPackets[s] = 0;
+          this.reportedBytes[s] = 0;
+          this.reportedAt[s] = atMs;
+          this.pps[s] = 0;
+          this.bps[s] = 0;
+        } else if (this.gen[s] !== cycle) {
+          const dt = (atMs - this.readAt[s]!) / 1000;
+          if (dt > 0) {
+            this.pps[s] = (packets - this.packets[s]!) / dt;
+            this.bps[s] = (bytes - this.bytes[s]!) / dt;
+          }
+          this.readAt[s] = atMs;
+        }
+        this.gen[s] = cycle;
+        this.index[s] = i;
+        this.packets[s] = packets;
+        this.bytes[s] = bytes;
+        stateOf[i] = s;
+        if (atMs - this.reportedAt[s]! >= this.opts.activeTimeoutMs && packets > this.reportedPackets[s]!) due.push(i);
       }
-      this.gen[s] = cycle;
-      this.index[s] = i;
-      this.packets[s] = packets;
-      this.bytes[s] = bytes;
-      this.stateOf[i] = s;
-      if (atMs - this.reportedAt[s]! >= this.opts.activeTimeoutMs && packets > this.reportedPackets[s]!) {
-        out.push(this.report('active', view.flow(i), s, atMs));
+    };
+    const end = (view: FlowTableView, evicted: readonly EvictedFlow[]): FlowRecord[] => {
+      const out = closed;
+      for (const e of evicted) {
+        const s = this.find(wordsOf(e.key), 0);
+        out.push(this.report('final', e.flow, s, atMs));
+        if (s >= 0) this.remove(s);
       }
-    }
-    for (const e of evicted) {
-      const s = this.find(wordsOf(e.key), 0);
-      out.push(this.report('final', e.flow, s, atMs));
-      if (s >= 0) this.remove(s);
-    }
-    // Gone from the table without passing through eviction: close them with
-    // what we last read, so state never outlives the flows.
-    for (let s = 0; s < this.next; s++) {
-      if (!this.alive[s] || this.gen[s] === cycle) continue;
-      out.push(this.report('final', this.viewOf(s).flow(this.index[s]!), s, atMs));
-      this.remove(s);
-    }
-    // Every state now belongs to `view`: the previous read can go.
-    this.previous = undefined;
-    return out;
+      for (let i = 0; i < view.count; i++) if (view.removed[i]) stateOf[i] = -1;
+      for (const i of due) {
+        const s = stateOf[i]!;
+        if (s >= 0 && this.index[s] === i) out.push(this.report('active', view.flow(i), s, atMs));
+      }
+      // Gone from the table without passing through eviction: close them with
+      // what we last read, so state never outlives the flows.
+      for (let s = 0; s < this.next; s++) {
+        if (!this.alive[s] || this.gen[s] === cycle) continue;
+        out.push(this.report('final', this.current!.flow(this.index[s]!), s, atMs));
+        this.remove(s);
+      }
+      // Every state now belongs to `view`: the previous read can go.
+      this.current = view;
+      this.stateOf = stateOf;
+      return out;
+    };
+    return { add, end };
   }
 
   /** Rates of flow i of the last view passed to ingest(). */

@@ -39,9 +39,10 @@ export interface PipelineCycle {
 }
 
 export interface FlowPipeline {
-  /** Runs one cycle now (also what the timer runs). */
-  runOnce(): PipelineCycle;
-  close(): void;
+  /** Runs one cycle now (also what the timer runs); cycles never overlap. */
+  runOnce(): Promise<PipelineCycle>;
+  /** Stops the timer; resolves once a cycle in progress has ended. */
+  close(): Promise<void>;
 }
 
 export function startFlowPipeline(monitor: NetworkMonitor, options: FlowPipelineOptions, consume: (cycle: PipelineCycle) => void): FlowPipeline {
@@ -53,13 +54,15 @@ export function startFlowPipeline(monitor: NetworkMonitor, options: FlowPipeline
   }
   const accounter = new FlowAccounter({ activeTimeoutMs });
 
-  const runOnce = (): PipelineCycle => {
+  const cycleOnce = async (): Promise<PipelineCycle> => {
     const t0 = performance.now();
-    // Tracer: one read; idle flows leave the kernel table with their final figures.
-    const snapshot = monitor.readFlowSnapshot();
+    // Tracer: one read, off the event loop; idle flows leave the kernel
+    // table with their final figures.
+    // The accounter takes each batch while the kernel copies out the next.
+    const read = accounter.begin(t0);
+    const snapshot = await monitor.readFlowSnapshotAsync((words, counts, start, count) => read.add(words, counts, start, count));
     const evicted = monitor.evictIdle(snapshot, idleTimeoutMs);
-    // Accounter.
-    const records = accounter.ingest(snapshot, evicted, t0);
+    const records = read.end(snapshot, evicted);
     let flows: FlowStats[] | undefined;
     let conversations: Conversation[] | undefined;
     const cycle: PipelineCycle = {
@@ -80,20 +83,47 @@ export function startFlowPipeline(monitor: NetworkMonitor, options: FlowPipeline
     return cycle;
   };
 
-  let timer: NodeJS.Timeout | null = setInterval(() => {
+  // One cycle at a time: a caller's runOnce() and the timer's wait their turn.
+  let running: Promise<PipelineCycle> | undefined;
+  const runOnce = async (): Promise<PipelineCycle> => {
+    while (running) await running.catch(() => {});
+    const run = cycleOnce();
+    running = run;
     try {
-      runOnce();
+      return await run;
+    } finally {
+      if (running === run) running = undefined;
+    }
+  };
+
+  let closed = false;
+  let timer: NodeJS.Timeout | null = null;
+  // The next cycle is timed from the start of the last, never overlapping a
+  // slow one: a cycle that takes longer than the interval delays the next.
+  const schedule = (lastStart: number): void => {
+    if (closed) return;
+    timer = setTimeout(() => void tick(), Math.max(0, lastStart + intervalMs - performance.now()));
+  };
+  const tick = async (): Promise<void> => {
+    const start = performance.now();
+    try {
+      await runOnce();
     } catch (err) {
+      if (closed) return;
       const e = err instanceof Error ? err : new Error(String(err));
       if (options.onError) options.onError(e);
       else monitor.emit('error', e);
     }
-  }, intervalMs);
+    schedule(start);
+  };
+  schedule(performance.now());
   return {
     runOnce,
-    close() {
-      if (timer) clearInterval(timer);
+    async close() {
+      closed = true;
+      if (timer) clearTimeout(timer);
       timer = null;
+      await running?.catch(() => {});
     },
   };
 }

@@ -97,6 +97,7 @@ export const libc = {
   socket: c.func('int socket(int domain, int type, int protocol)'),
   bind: c.func('int bind(int fd, void *addr, uint32_t len)'),
   recv: c.func('intptr_t recv(int fd, void *buf, size_t len, int flags)'),
+  mallopt: c.func('int mallopt(int param, int value)'),
 };
 
 export const MAP_FAILED = (1n << 64n) - 1n;

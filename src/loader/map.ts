@@ -116,61 +116,64 @@ export class BpfMap {
    * between calls (copy what you keep before the next dump) unless `fresh`.
    */
   dump(batchSize = 8192, opts: { fresh?: boolean } = {}): MapDump {
-    const cap = this.maxEntries;
-    // fresh: buffers of this call's own, for a caller that keeps them, sized
-    // from the last read (and grown if the map grew) rather than the capacity.
-    let size = opts.fresh ? Math.min(cap, Math.ceil(this.lastCount * 1.1) + 1024) : cap;
-    let keys = opts.fresh ? Buffer.allocUnsafe(size * this.keySize) : (this.batchKeys ??= Buffer.alloc(cap * this.keySize));
-    let values = opts.fresh ? Buffer.allocUnsafe(size * this.valueStride) : (this.batchValues ??= Buffer.alloc(cap * this.valueStride));
-    const inBatch = Buffer.alloc(8);
-    const outBatch = Buffer.alloc(8);
-    const count = new Uint32Array(1);
-    let total = 0;
-    let first = true;
-    let step = Math.min(batchSize, cap);
-    // More entries than the last read had: double, keeping what was read
-    // (the batch token carries on where it was).
-    const grow = (): void => {
-      size = Math.min(cap, size * 2);
-      const k = Buffer.allocUnsafe(size * this.keySize);
-      const v = Buffer.allocUnsafe(size * this.valueStride);
-      keys.copy(k, 0, 0, total * this.keySize);
-      values.copy(v, 0, 0, total * this.valueStride);
-      keys = k;
-      values = v;
-    };
-    for (;;) {
-      if (size - total <= 0 && size < cap) grow();
-      const room = size - total;
-      if (room <= 0) break;
-      count[0] = Math.min(step, room);
-      const rc = libbpf.bpf_map_lookup_batch(
-        this.fd,
-        first ? null : inBatch,
-        outBatch,
-        keys.subarray(total * this.keySize),
-        values.subarray(total * this.valueStride),
-        count,
-        null,
-      ) as number;
-      if (rc === -ENOSPC && count[0] === 0) {
-        // A hash bucket holds more entries than we asked for: ask for more,
-        // growing the buffer if it must; at capacity the map changed under us.
-        if (step >= room) {
-          if (size >= cap) break;
-          grow();
-        }
-        step = Math.min(step * 2, cap);
-        continue;
-      }
-      if (rc < 0 && rc !== -ENOENT) throw new SystemError(`batch lookup in map ${this.name}`, rc);
-      total += count[0]!;
-      if (rc === -ENOENT) break;
-      outBatch.copy(inBatch);
-      first = false;
+    const read = new BatchRead(this, batchSize, opts.fresh ? undefined : this.reusable());
+    while (read.prepare()) {
+      read.finish(libbpf.bpf_map_lookup_batch(...read.args()) as number);
     }
-    this.lastCount = total;
-    return { count: total, keys, values, keySize: this.keySize, valueStride: this.valueStride };
+    return this.done(read);
+  }
+
+  /**
+   * dump() off the event loop, with buffers of its own: each batch runs on a
+   * libuv worker thread, and while the kernel copies out the next batch,
+   * `onChunk` gets the entries of the one just read (entries `start` to
+   * `start + count` of the buffers it is passed, valid during the call).
+   * Whoever closes the map's fd aborts `signal` and waits for the read to end
+   * first: a batch in flight on a closed (and reused) fd would read another map.
+   */
+  async dumpAsync(
+    batchSize = 8192,
+    onChunk?: (keys: Buffer, values: Buffer, start: number, count: number) => void,
+    /** Checked between batches: stop (throwing its reason) once aborted. */
+    signal?: AbortSignal,
+  ): Promise<MapDump> {
+    const read = new BatchRead(this, batchSize, undefined);
+    const call = (): Promise<number> =>
+      new Promise((resolve, reject) => {
+        libbpf.bpf_map_lookup_batch.async(...read.args(), (err: unknown, rc: number) => (err ? reject(err) : resolve(rc)));
+      });
+    let inFlight = read.prepare() ? call() : undefined;
+    while (inFlight) {
+      const chunk = read.finish(await inFlight);
+      signal?.throwIfAborted();
+      // Next batch first, then this one's entries: the two overlap.
+      inFlight = read.prepare() ? call() : undefined;
+      if (chunk && chunk.count > 0 && onChunk) {
+        try {
+          onChunk(read.keys, read.values, chunk.start, chunk.count);
+        } catch (err) {
+          await inFlight?.catch(() => {}); // never leave the kernel writing into buffers we drop
+          throw err;
+        }
+      }
+    }
+    return this.done(read);
+  }
+
+  private reusable(): { keys: Buffer; values: Buffer } {
+    this.batchKeys ??= Buffer.alloc(this.maxEntries * this.keySize);
+    this.batchValues ??= Buffer.alloc(this.maxEntries * this.valueStride);
+    return { keys: this.batchKeys, values: this.batchValues };
+  }
+
+  private done(read: BatchRead): MapDump {
+    this.lastCount = read.total;
+    return { count: read.total, keys: read.keys, values: read.values, keySize: this.keySize, valueStride: this.valueStride };
+  }
+
+  /** Entries the last read found. */
+  get lastReadCount(): number {
+    return this.lastCount;
   }
 
   /** Deletes the given keys (packed back to back); returns how many were deleted. */
@@ -191,4 +194,95 @@ export function sumPerCpuU64(values: Buffer, entryOffset: number, valueSize: num
     sum += values.readBigUInt64LE(entryOffset + cpu * stride + fieldOffset);
   }
   return sum;
+}
+
+/**
+ * One whole-map batch read as a state machine, shared by the blocking and
+ * the worker-thread dump: prepare() the next call (false when done), make
+ * it with args(), finish() with its return code.
+ */
+class BatchRead {
+  keys: Buffer;
+  values: Buffer;
+  total = 0;
+  private size: number;
+  private readonly cap: number;
+  private step: number;
+  private first = true;
+  private ended = false;
+  private readonly inBatch = Buffer.alloc(8);
+  private readonly outBatch = Buffer.alloc(8);
+  private readonly count = new Uint32Array(1);
+
+  constructor(
+    private readonly map: BpfMap,
+    batchSize: number,
+    reuse: { keys: Buffer; values: Buffer } | undefined,
+  ) {
+    this.cap = map.maxEntries;
+    // Buffers of its own are sized from the last read (grown if the map
+    // grew) rather than the capacity.
+    this.size = reuse ? this.cap : Math.min(this.cap, Math.ceil(map.lastReadCount * 1.1) + 1024);
+    this.keys = reuse?.keys ?? Buffer.allocUnsafe(this.size * map.keySize);
+    this.values = reuse?.values ?? Buffer.allocUnsafe(this.size * map.valueStride);
+    this.step = Math.min(batchSize, this.cap);
+  }
+
+  /** More entries than the last read had: double, keeping what was read (the batch token carries on where it was). */
+  private grow(): void {
+    this.size = Math.min(this.cap, this.size * 2);
+    const k = Buffer.allocUnsafe(this.size * this.map.keySize);
+    const v = Buffer.allocUnsafe(this.size * this.map.valueStride);
+    this.keys.copy(k, 0, 0, this.total * this.map.keySize);
+    this.values.copy(v, 0, 0, this.total * this.map.valueStride);
+    this.keys = k;
+    this.values = v;
+  }
+
+  prepare(): boolean {
+    if (this.ended) return false;
+    if (this.size - this.total <= 0 && this.size < this.cap) this.grow();
+    const room = this.size - this.total;
+    if (room <= 0) return false;
+    this.count[0] = Math.min(this.step, room);
+    return true;
+  }
+
+  args(): [number, Buffer | null, Buffer, Buffer, Buffer, Uint32Array, null] {
+    return [
+      this.map.fd,
+      this.first ? null : this.inBatch,
+      this.outBatch,
+      this.keys.subarray(this.total * this.map.keySize),
+      this.values.subarray(this.total * this.map.valueStride),
+      this.count,
+      null,
+    ];
+  }
+
+  /** The entries the call added, if any. */
+  finish(rc: number): { start: number; count: number } | undefined {
+    if (rc === -ENOSPC && this.count[0] === 0) {
+      // A hash bucket holds more entries than we asked for: ask for more,
+      // growing the buffer if it must; at capacity the map changed under us.
+      if (this.step >= this.size - this.total) {
+        if (this.size >= this.cap) {
+          this.ended = true;
+          return undefined;
+        }
+        this.grow();
+      }
+      this.step = Math.min(this.step * 2, this.cap);
+      return undefined;
+    }
+    if (rc < 0 && rc !== -ENOENT) throw new SystemError(`batch lookup in map ${this.map.name}`, rc);
+    const start = this.total;
+    this.total += this.count[0]!;
+    if (rc === -ENOENT) this.ended = true;
+    else {
+      this.outBatch.copy(this.inBatch);
+      this.first = false;
+    }
+    return { start, count: this.count[0]! };
+  }
 }

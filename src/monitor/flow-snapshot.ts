@@ -11,43 +11,54 @@ const TWO32 = 4294967296;
 
 export type FlowDecoder = (kv: DataView, keyAt: number, vv: DataView, valueAt: number) => FlowStats;
 
-export class FlowSnapshot {
-  readonly count: number;
-  /** Set for flows evicted from the kernel table after this read. */
-  readonly removed: Uint8Array;
-  /** The keys as 32-bit words, flow i at i * 11 (for the accounter's hashing). */
-  readonly keyWords: Uint32Array;
-  private readonly kv: DataView;
-  private readonly vv: DataView;
-  // Counters summed over CPUs, in one pass up front: reading them later
-  // allocates nothing.
-  private readonly packets: Float64Array;
-  private readonly bytes: Float64Array;
-  private readonly lastSeen: Float64Array;
+/**
+ * Each flow's packets, bytes and last-seen jiffies summed over CPUs. Filled
+ * a chunk at a time as the batch read goes (so the summing overlaps the
+ * kernel's copying), growing as it must.
+ */
+export class FlowCounterSums {
+  packets: Float64Array;
+  bytes: Float64Array;
+  lastSeen: Float64Array;
 
   constructor(
-    count: number,
-    private readonly keys: Buffer,
-    values: Buffer,
+    expected: number,
     private readonly stride: number,
-    cpus: number,
-    private readonly decode: FlowDecoder,
-    /** CLOCK_MONOTONIC ms of a jiffies value. */
-    private readonly jiffiesToMs: (jiffies: number) => number,
+    private readonly cpus: number,
   ) {
-    this.count = count;
-    this.removed = new Uint8Array(count);
-    // A word view needs 4-byte alignment; a read buffer of its own has it, a copy makes sure.
-    const aligned = keys.byteOffset % 4 === 0 ? keys : Buffer.from(keys);
-    this.keyWords = new Uint32Array(aligned.buffer, aligned.byteOffset, (count * FLOW_KEY.size) / 4);
-    this.kv = new DataView(keys.buffer, keys.byteOffset, keys.byteLength);
-    this.vv = new DataView(values.buffer, values.byteOffset, values.byteLength);
-    this.packets = new Float64Array(count);
-    this.bytes = new Float64Array(count);
-    this.lastSeen = new Float64Array(count);
+    this.packets = new Float64Array(expected);
+    this.bytes = new Float64Array(expected);
+    this.lastSeen = new Float64Array(expected);
+  }
+
+  private ensure(n: number): void {
+    if (n <= this.packets.length) return;
+    const size = Math.max(n, this.packets.length * 2);
+    const grow = (a: Float64Array): Float64Array => {
+      const b = new Float64Array(size);
+      b.set(a);
+      return b;
+    };
+    this.packets = grow(this.packets);
+    this.bytes = grow(this.bytes);
+    this.lastSeen = grow(this.lastSeen);
+  }
+
+  packetsAt(i: number): number {
+    return this.packets[i]!;
+  }
+
+  bytesAt(i: number): number {
+    return this.bytes[i]!;
+  }
+
+  /** Sums flows start .. start + count of `values` (every CPU's value of a flow back to back). */
+  add(values: Buffer, start: number, count: number): void {
+    this.ensure(start + count);
     const o = FLOW_VALUE.offsets;
-    const v = this.vv;
-    for (let i = 0; i < count; i++) {
+    const v = new DataView(values.buffer, values.byteOffset, values.byteLength);
+    const { packets, bytes, lastSeen, stride, cpus } = this;
+    for (let i = start, end = start + count; i < end; i++) {
       let p = 0;
       let b = 0;
       let last = 0;
@@ -59,10 +70,46 @@ export class FlowSnapshot {
         const l = v.getUint32(at + o.last_seen_jiffies, true) + v.getUint32(at + o.last_seen_jiffies + 4, true) * TWO32;
         if (l > last) last = l;
       }
-      this.packets[i] = p;
-      this.bytes[i] = b;
-      this.lastSeen[i] = last;
+      packets[i] = p;
+      bytes[i] = b;
+      lastSeen[i] = last;
     }
+  }
+}
+
+export class FlowSnapshot {
+  readonly count: number;
+  /** Set for flows evicted from the kernel table after this read. */
+  readonly removed: Uint8Array;
+  /** The keys as 32-bit words, flow i at i * 11 (for the accounter's hashing). */
+  readonly keyWords: Uint32Array;
+  private readonly kv: DataView;
+  private readonly vv: DataView;
+  private readonly packets: Float64Array;
+  private readonly bytes: Float64Array;
+  private readonly lastSeen: Float64Array;
+
+  constructor(
+    count: number,
+    private readonly keys: Buffer,
+    values: Buffer,
+    private readonly stride: number,
+    /** The counters of flows 0 .. count - 1, already summed (see FlowCounterSums). */
+    sums: FlowCounterSums,
+    private readonly decode: FlowDecoder,
+    /** CLOCK_MONOTONIC ms of a jiffies value. */
+    private readonly jiffiesToMs: (jiffies: number) => number,
+  ) {
+    this.count = count;
+    this.removed = new Uint8Array(count);
+    // A word view needs 4-byte alignment; a read buffer of its own has it, a copy makes sure.
+    const aligned = keys.byteOffset % 4 === 0 ? keys : Buffer.from(keys);
+    this.keyWords = new Uint32Array(aligned.buffer, aligned.byteOffset, (count * FLOW_KEY.size) / 4);
+    this.kv = new DataView(keys.buffer, keys.byteOffset, keys.byteLength);
+    this.vv = new DataView(values.buffer, values.byteOffset, values.byteLength);
+    this.packets = sums.packets;
+    this.bytes = sums.bytes;
+    this.lastSeen = sums.lastSeen;
   }
 
   /** The raw key of flow i (a copy). */

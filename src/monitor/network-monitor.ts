@@ -27,7 +27,7 @@ import { decodeFlowKey, decodeFlowValuePerCpu, decodePacketInfo, decodeSecurityE
 import { AlreadyAttachedError, ClosedError, InvalidArgumentError, KubeNetProbeError, ObjectFileError, PermissionError, errnoName } from '../errors.js';
 import { LoadInterruptedError, MapCreateError, ObjectSpec, type Collection } from '../loader/object.js';
 import { RingBufferReader, pageSize } from '../loader/ringbuf.js';
-import { possibleCpus, sumPerCpuU64, type BpfMap } from '../loader/map.js';
+import { possibleCpus, sumPerCpuU64, type BpfMap, type MapDump } from '../loader/map.js';
 import { kernelFeatures } from '../loader/features.js';
 import { missingCapabilities } from '../loader/capabilities.js';
 import { attachXdp, type XdpMode } from '../attach/xdp.js';
@@ -39,7 +39,7 @@ import { autoXdpMode } from '../attach/xdp-policy.js';
 import { InterfaceNames } from './interface-names.js';
 import { builtinObjectPath } from '../paths.js';
 import { MonotonicClock, type JiffiesAnchor } from './clock.js';
-import { FlowSnapshot } from './flow-snapshot.js';
+import { FlowCounterSums, FlowSnapshot } from './flow-snapshot.js';
 import { EventQueue } from './event-queue.js';
 import type {
   FlowStats,
@@ -162,6 +162,9 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
   /** Flows this monitor removed from the kernel table. */
   private flowsEvicted = 0;
   private closing: Promise<void> | null = null;
+  /** Flow-table reads on worker threads, which close() waits for. */
+  private readonly pendingReads = new Set<Promise<unknown>>();
+  private readonly closeSignal = new AbortController();
   private readonly queues = new Set<EventQueue<MonitorEvent>>();
 
   private constructor(path: string, coll: Collection, options: Required<NetworkMonitorOptions>) {
@@ -584,13 +587,50 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
     const map = this.collection().map(MAP.flows);
     // Buffers of its own: the snapshot keeps them (no copy).
     const dump = map.dump(8192, { fresh: true });
+    const sums = new FlowCounterSums(dump.count, dump.valueStride, possibleCpus());
+    sums.add(dump.values, 0, dump.count);
+    return this.snapshotOf(dump, sums);
+  }
+
+  /**
+   * readFlowSnapshot() with the kernel reads on a worker thread: the event
+   * loop stays free, and each batch is summed while the next is read.
+   */
+  async readFlowSnapshotAsync(
+    /** Each batch as it arrives: keys as 32-bit words (flow i at i * 11) and the summed counters, flows start .. start + count. */
+    onBatch?: (keyWords: Uint32Array, counts: FlowCounterSums, start: number, count: number) => void,
+  ): Promise<FlowSnapshot> {
+    const map = this.collection().map(MAP.flows);
+    const sums = new FlowCounterSums(map.lastReadCount + 1024, map.valueStride, possibleCpus());
+    const read = map.dumpAsync(
+      8192,
+      (keys, values, start, count) => {
+        sums.add(values, start, count);
+        // A read buffer of its own is 4-byte aligned (allocated whole).
+        if (onBatch) onBatch(new Uint32Array(keys.buffer, keys.byteOffset, keys.length >>> 2), sums, start, count);
+      },
+      this.closeSignal.signal,
+    );
+    this.pendingReads.add(read);
+    try {
+      const dump = await read;
+      return this.snapshotOf(dump, sums);
+    } catch (err) {
+      if (this.closeSignal.signal.aborted) throw new ClosedError('network monitor');
+      throw err;
+    } finally {
+      this.pendingReads.delete(read);
+    }
+  }
+
+  private snapshotOf(dump: MapDump, sums: FlowCounterSums): FlowSnapshot {
     const ctx = { cpus: possibleCpus(), anchor: this.jiffiesAnchor(), now: Date.now() };
     return new FlowSnapshot(
       dump.count,
       dump.keys.subarray(0, dump.count * FLOW_KEY.size),
       dump.values.subarray(0, dump.count * dump.valueStride),
       dump.valueStride,
-      ctx.cpus,
+      sums,
       (kv, keyAt, vv, valueAt) => this.flowStats(kv, keyAt, vv, valueAt, ctx),
       (j) => this.clock.jiffiesToMonoMs(j, ctx.anchor),
     );
@@ -669,10 +709,17 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
     for (const { attachments } of this.attached.values()) for (const a of attachments) step(() => a.close());
     this.attached.clear();
     for (const q of [...this.queues]) q.end();
-    step(() => this.coll?.close());
-    this.coll = null;
-    // Everything else is released even if one step failed; report what failed.
-    for (const err of failures) if (this.listenerCount('error')) this.emit('error', err instanceof Error ? err : new Error(String(err)));
+    // A flow-table read on a worker thread ends at its next batch; the maps'
+    // fds are closed after it, never under it.
+    this.closeSignal.abort();
+    const finish = (): void => {
+      step(() => this.coll?.close());
+      this.coll = null;
+      // Everything else is released even if one step failed; report what failed.
+      for (const err of failures) if (this.listenerCount('error')) this.emit('error', err instanceof Error ? err : new Error(String(err)));
+    };
+    if (this.pendingReads.size === 0) finish();
+    else this.closing = Promise.allSettled([...this.pendingReads]).then(finish);
     return this.closing;
   }
 

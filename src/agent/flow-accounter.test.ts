@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FLOW_KEY_BYTES, FlowAccounter, type EvictedFlow, type FlowTableView } from './flow-accounter.js';
+import { FLOW_KEY_BYTES, FlowAccounter, type EvictedFlow, type FlowRecord, type FlowTableView } from './flow-accounter.js';
 import type { FlowKey, FlowStats } from '../types.js';
 
 /** A readable identity of a test flow (interface, direction, 5-tuple). */
@@ -145,4 +145,69 @@ test('many flows coming, growing, evicted and vanishing: every incarnation’s r
   assert.equal(acc.size, live.size, 'one state per live flow');
   assert.ok(expected.length > 1000, `many incarnations ended (${expected.length})`);
   assert.deepEqual(got, expected);
+});
+
+// The pipeline accounts a read a batch at a time (begin/add/end) while the
+// kernel copies out the next batch, and evicts after the batches were
+// taken. It must give exactly the records that ingest() gives for the whole read.
+
+type Step = { flows: [dport: number, packets: number][]; evict?: [dport: number, finalPackets: number][] };
+
+function evictIn(view: FlowTableView, flows: FlowStats[], evict: Step['evict']): EvictedFlow[] {
+  return (evict ?? []).map(([dport, p]) => {
+    const i = flows.findIndex((f) => f.key.dstPort === dport);
+    view.removed[i] = 1;
+    return evictedOf([flow(dport, p)])[0]!;
+  });
+}
+
+/** The same reads through ingest() and through begin/add/end in batches of `batch`. */
+function wholeAndBatched(batch: number, steps: Step[], activeTimeoutMs = 1e9): [string[], string[]][] {
+  const whole = new FlowAccounter({ activeTimeoutMs });
+  const batched = new FlowAccounter({ activeTimeoutMs });
+  const show = (rs: FlowRecord[]): string[] => rs.map((r) => `${r.reason}:${r.flow.key.dstPort}:${r.deltaPackets}:${r.deltaBytes}`).sort();
+  return steps.map((s, n) => {
+    const at = n * 1000;
+    const flows = s.flows.map(([d, p]) => flow(d, p));
+    const v1 = table(flows);
+    const a = whole.ingest(v1, evictIn(v1, flows, s.evict), at);
+    const v2 = table(flows);
+    const read = batched.begin(at);
+    for (let i = 0; i < v2.count; i += batch) read.add(v2.keyWords, v2, i, Math.min(batch, v2.count - i));
+    const b = read.end(v2, evictIn(v2, flows, s.evict));
+    return [show(a), show(b)];
+  });
+}
+
+test('batch by batch: the same records as the whole read, an evicted flow gets only its final record', () => {
+  const out = wholeAndBatched(2, [
+    { flows: [[1, 10], [2, 5], [3, 1]] },
+    { flows: [[1, 30], [2, 5], [3, 2]] },
+    { flows: [[1, 70], [2, 9], [3, 2]], evict: [[3, 4]] },
+    { flows: [[1, 71], [2, 9]], evict: [[2, 12]] },
+  ], 2000);
+  for (const [whole, batched] of out) assert.deepEqual(batched, whole);
+  // At 2 s flows 1, 2 and 3 are all due an active record; 3 is evicted in the same cycle.
+  assert.deepEqual(out[2]![0], ['active:1:70:7000', 'active:2:9:900', 'final:3:4:400']);
+  assert.deepEqual(out[3]![0], ['final:2:3:300']);
+});
+
+test('batch by batch, over thousands of flows that grow, vanish and get evicted, for any batch size', () => {
+  const flows = (n: number, scale: number): [number, number][] => Array.from({ length: n }, (_, i) => [i + 1, (i % 7) * scale + 1]);
+  for (const batch of [1, 3, 64, 5000]) {
+    const out = wholeAndBatched(batch, [{ flows: flows(3000, 1) }, { flows: flows(2500, 2), evict: [[5, 50]] }, { flows: flows(2600, 3) }], 1500);
+    for (const [whole, batched] of out) assert.deepEqual(batched, whole, `batch ${batch}`);
+    assert.equal(out[1]![0].filter((r) => r.startsWith('final')).length, 501, '500 vanished, 1 evicted');
+  }
+});
+
+test('a key read twice in one read (deleted and re-added under the read) counts once, with the later copy', () => {
+  const acc = new FlowAccounter({ activeTimeoutMs: 1e9 });
+  acc.ingest(table([flow(1, 100)]), [], 0);
+  acc.ingest(table([flow(1, 600), flow(2, 1)]), [], 2000);
+  const recs = acc.ingest(table([flow(1, 800), flow(2, 2), flow(1, 800)]), [], 4000);
+  assert.deepEqual(recs, []);
+  assert.equal(acc.size, 2);
+  assert.equal(acc.rateAt(0), undefined, 'the earlier copy is dropped');
+  assert.deepEqual(acc.rateAt(2), { packetsPerSec: 100, bytesPerSec: 10000 });
 });

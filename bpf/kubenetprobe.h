@@ -52,15 +52,37 @@ enum knp_counter {
 	KNP_CNT_SEC_EVENTS_DROPPED = 5,  /* security ring full */
 	KNP_CNT_IFACE_TABLE_FULL = 6,    /* per-interface counter table full */
 	KNP_CNT_HEADERS_PULLED = 7,      /* TC frames whose headers had to be pulled into the linear area */
-	KNP_CNT_MAX = 8,
+	KNP_CNT_SEC_EVENTS_SUPPRESSED = 8, /* held back by a rate limit (per subject and type, or per CPU) */
+	KNP_CNT_BLOCKED_PACKETS = 9,     /* dropped because their source is blocked (enforce mode) */
+	KNP_CNT_DETECT_STATE_FAILED = 10, /* detector or limiter state that could not be stored */
+	KNP_CNT_BLOCK_INSERT_FAILED = 11, /* a block that could not be stored (table full) */
+	KNP_CNT_MAX = 12,
 };
 
+/*
+ * What a security event reports. The bit (1 << type) turns a detector on in
+ * knp_detect_config.enabled, and blocking for it in .enforce.
+ * "Subject" is what the detector's state and the rate limit are kept per.
+ */
 enum knp_security_type {
-	KNP_SEC_TCP_NULL = 1,    /* no TCP flags at all: NULL scan */
-	KNP_SEC_TCP_XMAS = 2,    /* FIN+PSH+URG: XMAS scan */
-	KNP_SEC_TCP_SYN_FIN = 3, /* SYN+FIN: never valid */
-	KNP_SEC_TCP_SYN_RST = 4, /* SYN+RST: never valid */
+	KNP_SEC_TCP_NULL = 1,       /* no TCP flags at all: NULL scan probe; per packet, subject: source */
+	KNP_SEC_TCP_XMAS = 2,       /* FIN+PSH+URG: XMAS scan probe */
+	KNP_SEC_TCP_SYN_FIN = 3,    /* SYN+FIN: never valid */
+	KNP_SEC_TCP_SYN_RST = 4,    /* SYN+RST: never valid */
+	KNP_SEC_TCP_FIN_NO_ACK = 5, /* FIN without ACK: FIN scan probe */
+	KNP_SEC_SYN_FLOOD = 6,      /* SYNs to one destination over a window, mostly never completed; subject: destination */
+	KNP_SEC_TCP_PORT_SCAN = 7,  /* distinct TCP ports probed by one source over a window; subject: source */
+	KNP_SEC_UDP_PORT_SCAN = 8,  /* distinct UDP ports probed by one source over a window */
+	KNP_SEC_ICMP_FLOOD = 9,     /* echo requests to one destination over a window; subject: destination */
+	KNP_SEC_PING_SWEEP = 10,    /* distinct destinations pinged by one source over a window */
+	KNP_SEC_LAND = 11,          /* source address equals destination address */
+	KNP_SEC_MARTIAN = 12,       /* a source address that cannot be real (on interfaces flagged for it) */
+	KNP_SEC_BLOCKED = 13,       /* enforce mode: the source is now dropped (count: its TTL in s) */
+	KNP_SEC_TYPE_MAX = 14,
 };
+
+/* Detectors on by default: all of them. */
+#define KNP_SEC_ALL_DETECTORS (((1u << KNP_SEC_TYPE_MAX) - 1) & ~(1u << 0) & ~(1u << KNP_SEC_BLOCKED))
 
 enum knp_severity {
 	KNP_SEV_INFO = 0,
@@ -147,7 +169,79 @@ struct knp_cpu_state {
 	__u64 sec_seq;        /* last security event sequence number on this CPU */
 	__u64 anchor_ns;      /* coarse CLOCK_MONOTONIC and jiffies, read together */
 	__u64 anchor_jiffies; /* at the last flow insert on this CPU (see above) */
+	__u64 ev_second_ns;   /* start of the current second of the per-CPU event cap */
+	__u64 ev_in_second;   /* security events sent in it */
 };
+
+/*
+ * Detector thresholds and modes: a global in .data, so the loader sets it
+ * before load (a knob) and user space rewrites it at run time (the .data
+ * map is an ordinary array). Windows are tumbling, from a subject's first
+ * observation.
+ */
+struct knp_detect_config {
+	__u64 window_ns;             /* detector window */
+	__u64 event_interval_ns;     /* at most one event per subject and type per interval */
+	__u64 block_ttl_ns;          /* enforce: how long a flagged source is dropped */
+	__u32 enabled;               /* bit (1 << type) per detector */
+	__u32 enforce;               /* bit (1 << type): sources these flag are blocked */
+	__u32 check_blocks;          /* 1: every frame's source is looked up in knp_blocks */
+	__u32 max_events_per_sec;    /* per CPU, all types; beyond it events are suppressed */
+	__u32 syn_flood_syns;        /* SYNs to one destination per window, */
+	__u32 syn_flood_half_open_pct; /* of which at least this share never completed */
+	__u32 port_scan_ports;       /* distinct TCP ports one source probes per window */
+	__u32 udp_scan_ports;        /* distinct UDP ports one source probes per window */
+	__u32 icmp_flood_packets;    /* echo requests to one destination per window */
+	__u32 ping_sweep_hosts;      /* distinct destinations one source pings per window */
+};                               /* 64 bytes */
+
+/* An address alone: the subject of blocks and of detector state. */
+struct knp_addr {
+	__u32 addr[4];               /* network byte order, IPv4-mapped for IPv4 */
+};
+
+/* Detector state and the event rate limit are kept per subject and type. */
+struct knp_subject_key {
+	struct knp_addr addr;
+	__u32 type;                  /* enum knp_security_type */
+};                               /* 20 bytes */
+
+#define KNP_DISTINCT_BITS 512
+
+struct knp_detect_state {
+	__u64 window_start_ns;       /* coarse CLOCK_MONOTONIC */
+	__u32 count;                 /* observations in the window (SYNs, probes, echo requests) */
+	__u32 distinct;              /* distinct ports or hosts in the window (bits set below) */
+	__u32 completed;             /* SYN flood: handshakes completed in the window */
+	__u32 tcp_flags;             /* OR of the probes' TCP flags */
+	__u64 seen[KNP_DISTINCT_BITS / 64]; /* hashed ports or hosts */
+};                               /* 88 bytes */
+
+struct knp_limit_state {
+	__u64 last_event_ns;         /* coarse CLOCK_MONOTONIC */
+	__u32 suppressed;            /* events held back since the last one sent */
+	__u32 _pad;
+};
+
+/* A blocked source (knp_blocks value). The kernel inserts blocks in enforce
+ * mode; user space lists, expires and lifts them. */
+struct knp_block {
+	__u64 created_ns;            /* coarse CLOCK_MONOTONIC */
+	__u64 expires_ns;            /* frames pass again from here on; 0 = never expires */
+	__u64 packets;               /* frames dropped */
+	__u32 type;                  /* the detector that flagged it; 0 = set by hand */
+	__u32 _pad;
+};                               /* 32 bytes */
+
+/* The allowlist (never blocked): an LPM trie over IPv4-mapped addresses. */
+struct knp_lpm_key {
+	__u32 prefixlen;             /* of the 128-bit address */
+	__u32 addr[4];
+};
+
+/* knp_iface_flags values, per ifindex, set by user space at attach. */
+#define KNP_IFACE_TC_INGRESS (1u << 0) /* our TC ingress runs here: its frames were already seen */
+#define KNP_IFACE_MARTIANS   (1u << 1) /* report martian sources arriving here */
 
 /* A sampled packet, sent on the packet-event ring buffer. */
 struct knp_packet_info {
@@ -166,17 +260,19 @@ struct knp_packet_info {
 struct knp_security_event {
 	__u64 timestamp_ns;        /* CLOCK_MONOTONIC */
 	__u64 seq;                 /* per-CPU, starts at 1, no gaps unless lost */
-	struct knp_flow_key key;   /* attacker = saddr/sport, target = daddr/dport */
+	struct knp_flow_key key;   /* the packet that crossed the threshold: attacker = saddr/sport, target = daddr/dport */
 	__u32 type;                /* enum knp_security_type */
 	__u32 severity;            /* enum knp_severity */
 	__u32 cpu;                 /* CPU whose sequence `seq` belongs to */
-	__u32 count;               /* observations that crossed the threshold */
+	__u32 count;               /* observations that crossed the threshold (distinct ports or hosts for scans) */
+	__u32 threshold;           /* what it crossed; 1 for single-packet detections */
 	__u32 window_ms;           /* window the count was taken over; 0 = single packet */
-	__u8 tcp_flags;
+	__u32 suppressed;          /* events of this subject and type held back by the rate limit since the last one */
+	__u8 tcp_flags;            /* the packet's; for port scans, the OR of the probes' */
 	__u8 hook;                 /* enum knp_hook */
 	__u8 _pad[2];
 	char description[KNP_DESCRIPTION_LEN]; /* NUL-terminated */
 	__u32 _pad2;
-};                                 /* 152 bytes */
+};                                 /* 160 bytes */
 
 #endif /* KUBENETPROBE_H */

@@ -3,13 +3,15 @@
  * KubeNetProbe kernel programs.
  *
  *   tc_ingress / tc_egress  count every frame, keep the flow table, sample
- *                           packet events and detect TCP flag anomalies.
+ *                           packet events and run the security detectors
+ *                           (detect.bpf.h).
  *   xdp_ingress             early ingress counting where XDP is wanted; it
  *                           keeps no flows, so a frame seen by both XDP and
  *                           TC is never accounted twice.
  *
- * The programs never drop or modify traffic: TC returns TC_ACT_UNSPEC (TCX
- * "next") and XDP returns XDP_PASS.
+ * The programs never modify traffic, and drop it only in enforce mode, for
+ * a blocked source (XDP where attached, else TC). Otherwise TC returns
+ * TC_ACT_UNSPEC (TCX "next") and XDP returns XDP_PASS.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -31,8 +33,6 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Emit one packet event per N parsed packets per CPU; 0 turns events off. */
 const volatile __u32 packet_sample_rate = 0;
-/* Report NULL/XMAS/SYN+FIN/SYN+RST TCP packets as security events. */
-const volatile __u8 detect_tcp_flag_anomalies = 1;
 
 /* ---- Maps. Sizes here are defaults; the loader resizes before load. */
 
@@ -86,12 +86,6 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 256 << 10);
 } knp_security_events SEC(".maps");
-
-/* Descriptions live in .rodata so each event copies a fixed 64 bytes. */
-static const char desc_tcp_null[KNP_DESCRIPTION_LEN] = "TCP packet with no flags set (NULL scan)";
-static const char desc_tcp_xmas[KNP_DESCRIPTION_LEN] = "TCP packet with FIN+PSH+URG set (XMAS scan)";
-static const char desc_tcp_syn_fin[KNP_DESCRIPTION_LEN] = "TCP packet with SYN+FIN set";
-static const char desc_tcp_syn_rst[KNP_DESCRIPTION_LEN] = "TCP packet with SYN+RST set";
 
 /* The ABI types that only travel through ring buffers have no map to carry
  * them into BTF; these typed NULL pointers do, so the layout test can read
@@ -402,11 +396,17 @@ static __always_inline struct knp_cpu_state *cpu_state(void)
 	return bpf_map_lookup_elem(&knp_cpu_state, &zero);
 }
 
-/* `jiffies` is bpf_jiffies64(), read once per packet by the caller. */
-static __always_inline void account_flow(struct parsed *p, __u64 jiffies)
+/* What account_flow() tells the detectors about the frame. */
+#define KNP_ACCT_NEW_FLOW  (1 << 0) /* the flow table had no entry: first frame of the flow */
+#define KNP_ACCT_FIRST_ACK (1 << 1) /* first ACK without SYN on this flow (this CPU's copy) */
+
+/* `jiffies` is bpf_jiffies64(), read once per packet by the caller.
+ * Returns KNP_ACCT_* for the detectors. */
+static __always_inline int account_flow(struct parsed *p, __u64 jiffies)
 {
 	struct knp_flow_value *v = bpf_map_lookup_elem(&knp_flows, &p->key);
 	__u8 f = p->tcp_flags;
+	int acct = 0;
 
 	if (!v) {
 		/* The rare path reads the clock: for first_seen, and to refresh
@@ -433,14 +433,16 @@ static __always_inline void account_flow(struct parsed *p, __u64 jiffies)
 		err = bpf_map_update_elem(&knp_flows, &p->key, &nv, BPF_NOEXIST);
 		if (!err) {
 			count_global(KNP_CNT_FLOW_INSERTED);
-			return;
+			return KNP_ACCT_NEW_FLOW |
+			       ((f & (TCP_ACK | TCP_SYN)) == TCP_ACK ? KNP_ACCT_FIRST_ACK : 0);
 		}
 		/* Another CPU created it between our lookup and update: add to our
-		 * copy of it. Anything else means the table is full. */
+		 * copy of it. Anything else means the table is full (the frame is
+		 * still new to the detectors). */
 		v = bpf_map_lookup_elem(&knp_flows, &p->key);
 		if (!v) {
 			count_global(KNP_CNT_FLOW_INSERT_FAILED);
-			return;
+			return KNP_ACCT_NEW_FLOW;
 		}
 	}
 	/* This CPU's copy: no other CPU writes it, so plain adds are exact. */
@@ -450,17 +452,21 @@ static __always_inline void account_flow(struct parsed *p, __u64 jiffies)
 	v->bytes += p->ip_len;
 	v->last_seen_jiffies = jiffies;
 	if (!p->is_tcp)
-		return;
+		return 0;
 	/* Most segments are ACK or PSH+ACK: already seen, nothing to count. */
-	if ((v->tcp_flags & f) != f)
+	if ((v->tcp_flags & f) != f) {
+		if ((f & (TCP_ACK | TCP_SYN)) == TCP_ACK && !(v->tcp_flags & TCP_ACK))
+			acct = KNP_ACCT_FIRST_ACK;
 		v->tcp_flags |= f;
+	}
 	if (!(f & (TCP_SYN | TCP_FIN | TCP_RST)))
-		return;
+		return acct;
 	if ((f & (TCP_SYN | TCP_ACK)) == TCP_SYN)
 		v->tcp_flags |= KNP_TCP_OPENED;
 	v->syn_count += !!(f & TCP_SYN);
 	v->fin_count += !!(f & TCP_FIN);
 	v->rst_count += !!(f & TCP_RST);
+	return acct;
 }
 
 static __always_inline void emit_packet_event(struct parsed *p, __u32 frame_len, __u8 hook)
@@ -498,68 +504,7 @@ static __always_inline void emit_packet_event(struct parsed *p, __u32 frame_len,
 	count_global(KNP_CNT_PKT_EVENTS_SENT);
 }
 
-static __always_inline void detect_tcp_flags(struct parsed *p, __u8 hook)
-{
-	const char *desc;
-	struct knp_security_event *e;
-	struct knp_cpu_state *st;
-	__u8 f = p->tcp_flags;
-	__u32 type, severity;
-	__u64 seq;
-
-	if (!detect_tcp_flag_anomalies || !p->is_tcp)
-		return;
-	/* The common case first: ACK without SYN or FIN is none of the four. */
-	if ((f & TCP_ACK) && !(f & (TCP_SYN | TCP_FIN)))
-		return;
-	if (!(f & (TCP_FIN | TCP_SYN | TCP_RST | TCP_PSH | TCP_ACK | TCP_URG))) {
-		type = KNP_SEC_TCP_NULL;
-		severity = KNP_SEV_MEDIUM;
-		desc = desc_tcp_null;
-	} else if ((f & (TCP_FIN | TCP_PSH | TCP_URG)) == (TCP_FIN | TCP_PSH | TCP_URG)) {
-		type = KNP_SEC_TCP_XMAS;
-		severity = KNP_SEV_MEDIUM;
-		desc = desc_tcp_xmas;
-	} else if ((f & (TCP_SYN | TCP_FIN)) == (TCP_SYN | TCP_FIN)) {
-		type = KNP_SEC_TCP_SYN_FIN;
-		severity = KNP_SEV_HIGH;
-		desc = desc_tcp_syn_fin;
-	} else if ((f & (TCP_SYN | TCP_RST)) == (TCP_SYN | TCP_RST)) {
-		type = KNP_SEC_TCP_SYN_RST;
-		severity = KNP_SEV_HIGH;
-		desc = desc_tcp_syn_rst;
-	} else {
-		return;
-	}
-
-	st = cpu_state();
-	if (!st)
-		return;
-	/* Take the sequence number before reserving, so a full ring shows up
-	 * in user space as a gap as well as in the drop counter. */
-	seq = ++st->sec_seq;
-	e = bpf_ringbuf_reserve(&knp_security_events, sizeof(*e), 0);
-	if (!e) {
-		count_global(KNP_CNT_SEC_EVENTS_DROPPED);
-		return;
-	}
-	e->timestamp_ns = bpf_ktime_get_ns();
-	e->seq = seq;
-	e->key = p->key;
-	e->type = type;
-	e->severity = severity;
-	e->cpu = bpf_get_smp_processor_id();
-	e->count = 1;
-	e->window_ms = 0;
-	e->tcp_flags = f;
-	e->hook = hook;
-	e->_pad[0] = 0;
-	e->_pad[1] = 0;
-	e->_pad2 = 0;
-	__builtin_memcpy(e->description, desc, KNP_DESCRIPTION_LEN);
-	bpf_ringbuf_submit(e, 0);
-	count_global(KNP_CNT_SEC_EVENTS_SENT);
-}
+#include "detect.bpf.h"
 
 static __always_inline int parse_skb(struct __sk_buff *skb, struct parsed *p)
 {
@@ -573,7 +518,7 @@ static __always_inline int parse_skb(struct __sk_buff *skb, struct parsed *p)
 static __always_inline int handle_skb(struct __sk_buff *skb, __u8 hook, __u8 direction)
 {
 	struct parsed p;
-	int outcome;
+	int outcome, acct;
 
 	outcome = parse_skb(skb, &p);
 	/* Headers that reach past the linear area read as truncated. Pull them
@@ -591,9 +536,13 @@ static __always_inline int handle_skb(struct __sk_buff *skb, __u8 hook, __u8 dir
 
 	p.key.ifindex = skb->ifindex;
 	p.key.direction = direction;
-	account_flow(&p, bpf_jiffies64());
+	if (blocked(&p))
+		return TC_ACT_SHOT;
+	acct = account_flow(&p, bpf_jiffies64());
 	emit_packet_event(&p, skb->len, hook);
-	detect_tcp_flags(&p, hook);
+#ifndef KNP_NO_DETECTORS
+	detect(skb, &p, hook, acct);
+#endif
 	/* TC_ACT_UNSPEC is TCX_NEXT: let the next program (or the stack) decide. */
 	return TC_ACT_UNSPEC;
 }
@@ -624,6 +573,9 @@ static __always_inline int handle_xdp(struct xdp_md *ctx)
 	/* Counting only: flows and detection stay in TC, which sees every frame
 	 * XDP sees, so nothing is accounted twice when both are attached. */
 	count_iface(ctx->ingress_ifindex, KNP_HOOK_XDP, outcome, len);
+	/* Blocked sources go here, before the stack spends anything on them. */
+	if (outcome == KNP_OUTCOME_PARSED && blocked(&p))
+		return XDP_DROP;
 	return XDP_PASS;
 }
 

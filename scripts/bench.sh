@@ -21,7 +21,7 @@ arch_inc="/usr/include/$(uname -m)-linux-gnu"   # asm/types.h on Debian
 for src in bench/bpf/*.bpf.c; do
   obj="$out/$(basename "${src%.c}").o"
   # stages.bpf.c includes bpf/monitor.bpf.c, so the monitor's sources count too.
-  if [[ -f "$obj" && "$obj" -nt "$src" && "$obj" -nt bpf/kubenetprobe.h && "$obj" -nt bpf/monitor.bpf.c ]]; then continue; fi
+  if [[ -f "$obj" && "$obj" -nt "$src" && "$obj" -nt bpf/kubenetprobe.h && "$obj" -nt bpf/detect.bpf.h && "$obj" -nt bpf/monitor.bpf.c ]]; then continue; fi
   # The same flags as scripts/build-bpf.sh.
   clang -O2 -g -Wall -Werror -target bpf -mcpu=v3 -I"$arch_inc" -Ibpf -c "$src" -o "$obj.tmp"
   mv "$obj.tmp" "$obj"

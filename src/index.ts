@@ -28,7 +28,11 @@ export type {
   Hook,
   Outcome,
   Severity,
+  Block,
+  BlockChange,
 } from './types.js';
+export { DETECTORS, DEFAULT_DETECTOR_CONFIG } from './monitor/detectors.js';
+export type { DetectorConfig, DetectorName } from './monitor/detectors.js';
 export type { AttachHook, AttachMode } from './attach/attachment.js';
 export {
   KubeNetProbeError,

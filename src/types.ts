@@ -75,9 +75,13 @@ export interface SecurityEvent {
   target: { ip: string; port: number };
   interface: string | undefined;
   hook: Hook;
-  /** Observations that crossed the threshold, and the window (0: one packet). */
+  /** Observations that crossed the threshold (distinct ports or hosts for scans and sweeps), the threshold, and the window (0: one packet). */
   count: number;
+  threshold: number;
   windowMs: number;
+  /** Events of the same subject and type held back by the rate limit since the previous one. */
+  suppressed: number;
+  /** The packet's flags; for port scans, every flag the probes carried (SYN: SYN or connect scan; none: NULL; FIN; FIN+PSH+URG: XMAS). */
   tcpFlags: string[];
   /** Per-CPU sequence number; gaps mean lost events and are reported. */
   cpu: number;
@@ -109,7 +113,8 @@ export interface PacketStats {
   };
   events: {
     packet: { sent: number; dropped: number };
-    security: { sent: number; dropped: number; gaps: number };
+    /** dropped: ring full (kernel count); gaps: missing sequence numbers seen here; suppressed: held back by the rate limits (by design, counted). */
+    security: { sent: number; dropped: number; gaps: number; suppressed: number };
     /** Events decoded but not delivered because a consumer queue was full. */
     consumerDropped: number;
   };
@@ -117,6 +122,14 @@ export interface PacketStats {
   interfaceTableFull: number;
   /** TC frames whose headers reached past the skb's linear area and were pulled in. */
   headersPulled: number;
+  /** Detector and rate-limit state that could not be stored. */
+  detectorStateFailed: number;
+  blocks: {
+    /** Frames dropped because their source was blocked. */
+    packetsDropped: number;
+    /** Blocks the kernel could not store (table full). */
+    insertFailed: number;
+  };
 }
 
 export interface LostEvents {
@@ -127,7 +140,29 @@ export interface LostEvents {
   total: number;
 }
 
+/** A source that enforce mode (or a caller) blocked. */
+export interface Block {
+  ip: string;
+  /** The detector that flagged the source, or 'manual' for a block set by hand. */
+  reason: string;
+  createdAt: Date;
+  /** When frames pass again; undefined: until lifted. */
+  expiresAt: Date | undefined;
+  /** Frames dropped so far. */
+  packetsDropped: number;
+}
+
+/** A source blocked or unblocked, and why. */
+export interface BlockChange {
+  action: 'blocked' | 'unblocked';
+  /** detector: enforce mode flagged it; manual: block() or unblock(); expired: its TTL ran out. */
+  cause: 'detector' | 'manual' | 'expired';
+  block: Block;
+  at: Date;
+}
+
 export type MonitorEvent =
   | { kind: 'packet'; packet: PacketInfo }
   | { kind: 'security'; event: SecurityEvent }
+  | { kind: 'block'; change: BlockChange }
   | { kind: 'lost'; lost: LostEvents };

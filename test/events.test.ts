@@ -81,7 +81,8 @@ describe('packet events', () => {
 
 describe('security events', () => {
   test('crafted NULL, XMAS, SYN+FIN and SYN+RST packets give typed events with the 5-tuple and gap-free sequence numbers', async () => {
-    await onTestNode({}, { packetSampleRate: 0 }, async ({ net, mon, a, b }) => {
+    // No per-source rate limit here: every crafted packet is its own event.
+    await onTestNode({}, { packetSampleRate: 0, detectors: { eventIntervalMs: 0 } }, async ({ net, mon, a, b }) => {
       await mon.attachToInterface(a.hostIf, { tc: { egress: false } });
       const events: SecurityEvent[] = [];
       mon.on('security', (e) => events.push(e));
@@ -166,8 +167,8 @@ describe('loss is counted, never silent', () => {
   });
 
   test('an overflowing security ring shows up as sequence gaps and drops, and both agree', async () => {
-    // One page: 4096 / (152 + 8) = 25 events fit.
-    await onTestNode({ ipv6: false }, { packetSampleRate: 0, securityEventRingBytes: 4096 }, async ({ net, mon, a, b }) => {
+    // One page: 4096 / (160 + 8) = 24 events fit. No per-source rate limit: every packet is an event.
+    await onTestNode({ ipv6: false }, { packetSampleRate: 0, securityEventRingBytes: 4096, detectors: { eventIntervalMs: 0 } }, async ({ net, mon, a, b }) => {
       await mon.attachToInterface(a.hostIf, { tc: { egress: false } });
       const nullScan = ethernet(mac(net.mac(b)), mac(net.mac(a)), ipv4(a.ipv4, b.ipv4, tcp(51000, 22, 0)));
       // Pinned to one CPU so all events share one sequence.
@@ -177,18 +178,18 @@ describe('loss is counted, never silent', () => {
       const lost: LostEvents[] = [];
       mon.on('lost', (l) => lost.push(l));
       mon.startEventProcessing();
-      await waitFor('25 events', () => got.length >= 25);
+      await waitFor('24 events', () => got.length >= 24);
       // One more after the gap reveals it through the sequence numbers too.
       net.exec(a, 'taskset', ['-c', '0', process.execPath, ...net.rawSendArgs(1, [nullScan])]);
-      await waitFor('the 26th event', () => got.length >= 26);
+      await waitFor('the 25th event', () => got.length >= 25);
       mon.pollEvents();
       const st = mon.getPacketStats();
-      assert.equal(got.length, 26);
-      assert.equal(st.events.security.dropped, 75);
-      assert.equal(st.events.security.gaps, 75);
-      assert.equal(got[25]!.seq, 101n);
+      assert.equal(got.length, 25);
+      assert.equal(st.events.security.dropped, 76);
+      assert.equal(st.events.security.gaps, 76);
+      assert.equal(got[24]!.seq, 101n);
       const reported = lost.filter((l) => l.ring === 'security').reduce((s, l) => s + l.count, 0);
-      assert.equal(reported, 75, "'lost' reports the 75 once, not twice");
+      assert.equal(reported, 76, "'lost' reports the 76 once, not twice");
     });
   });
 });

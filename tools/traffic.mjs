@@ -5,7 +5,12 @@
 //   udp-recv PORT COUNT [TIMEOUT_MS]            prints "ready", then "received N"
 //   tcp-server PORT                             prints "ready"; echoes bytes back
 //   tcp-send DST PORT BYTES                     sends BYTES, waits for the echo, closes
+//   http-server PORT                            prints "ready"; answers every GET with 1 KiB
+//   http-gets DST PORT COUNT PARALLEL           COUNT GETs, each on a new connection; prints "ok N"
+//   udp-echo PORT                               prints "ready"; echoes every datagram
+//   udp-rr DST PORT COUNT                       COUNT request/response rounds from one socket; prints "answered N"
 import dgram from 'node:dgram';
+import http from 'node:http';
 import net from 'node:net';
 
 const [mode, ...args] = process.argv.slice(2);
@@ -115,6 +120,67 @@ if (mode === 'udp-send') {
     console.error(e.message);
     process.exit(1);
   });
+} else if (mode === 'http-server') {
+  const body = Buffer.alloc(1024, 0x68);
+  http.createServer((req, res) => res.end(body)).listen(Number(args[0]), '::', () => console.log('ready'));
+} else if (mode === 'http-gets') {
+  const [dst, port, count, parallel] = args;
+  const n = Number(count);
+  // No keep-alive: every request is its own TCP connection.
+  const agent = new http.Agent({ keepAlive: false, maxSockets: Number(parallel) });
+  let started = 0;
+  let ok = 0;
+  let done = 0;
+  const one = () => {
+    if (started >= n) return;
+    started++;
+    http
+      .get({ host: dst, port: Number(port), path: '/', agent }, (res) => {
+        res.resume();
+        res.on('end', () => {
+          if (res.statusCode === 200) ok++;
+          finish();
+        });
+      })
+      .on('error', finish);
+  };
+  const finish = () => {
+    done++;
+    if (done === n) {
+      console.log(`ok ${ok}`);
+      process.exit(ok === n ? 0 : 1);
+    }
+    one();
+  };
+  for (let i = 0; i < Number(parallel); i++) one();
+} else if (mode === 'udp-echo') {
+  const s = dgram.createSocket(family(args[1] ?? '0.0.0.0'));
+  s.on('message', (m, r) => s.send(m, r.port, r.address));
+  s.bind(Number(args[0]), () => console.log('ready'));
+} else if (mode === 'udp-rr') {
+  const [dst, port, count] = args;
+  const s = dgram.createSocket(family(dst));
+  const n = Number(count);
+  const query = Buffer.alloc(60, 0x71);
+  let answered = 0;
+  let timer;
+  const ask = () => {
+    clearTimeout(timer);
+    if (answered >= n) {
+      console.log(`answered ${answered}`);
+      process.exit(0);
+    }
+    s.send(query, Number(port), dst);
+    timer = setTimeout(() => {
+      console.log(`answered ${answered}`);
+      process.exit(1);
+    }, 2000);
+  };
+  s.on('message', () => {
+    answered++;
+    ask();
+  });
+  ask();
 } else {
   console.error(`unknown mode ${mode}`);
   process.exit(2);

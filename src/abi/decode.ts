@@ -157,7 +157,9 @@ export interface RawSecurityEvent {
   severity: (typeof SEVERITIES)[number];
   cpu: number;
   count: number;
+  threshold: number;
   windowMs: number;
+  suppressed: number;
   tcpFlags: number;
   hook: Hook;
   description: string;
@@ -174,12 +176,14 @@ export function decodeSecurityEvent(v: DataView, off: number): RawSecurityEvent 
     timestampNs: v.getBigUint64(off + o.timestamp_ns, true),
     seq: v.getBigUint64(off + o.seq, true),
     key: decodeFlowKey(v, off + o.key),
-    type: SECURITY_TYPES[typeNumber] ?? `unknown-${typeNumber}`,
+    type: (SECURITY_TYPES as Record<number, string>)[typeNumber] ?? `unknown-${typeNumber}`,
     typeNumber,
     severity: SEVERITIES[v.getUint32(off + o.severity, true)] ?? 'info',
     cpu: v.getUint32(off + o.cpu, true),
     count: v.getUint32(off + o.count, true),
+    threshold: v.getUint32(off + o.threshold, true),
     windowMs: v.getUint32(off + o.window_ms, true),
+    suppressed: v.getUint32(off + o.suppressed, true),
     tcpFlags: v.getUint8(off + o.tcp_flags),
     hook: hookName(v.getUint8(off + o.hook)),
     // Copy: the ring's memory is reused once the record is consumed.

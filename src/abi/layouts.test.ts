@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ObjectSpec } from '../loader/object.js';
 import { builtinObjectPath } from '../paths.js';
-import { ALL_LAYOUTS, COUNTER, COUNTER_SLOTS, DESCRIPTION_LEN, HOOKS, OUTCOMES, SECURITY_TYPES, TCP_OPENED } from './layouts.js';
+import { ALL_LAYOUTS, COUNTER, COUNTER_SLOTS, DESCRIPTION_LEN, HOOKS, IFACE_FLAG, OUTCOMES, SECURITY_TYPES, TCP_OPENED } from './layouts.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../paths.js';
@@ -59,17 +59,46 @@ test('enums used by the decoders match the header', () => {
   assert.equal(counters.get('KNP_CNT_SEC_EVENTS_DROPPED'), COUNTER.securityEventsDropped);
   assert.equal(counters.get('KNP_CNT_IFACE_TABLE_FULL'), COUNTER.ifaceTableFull);
   assert.equal(counters.get('KNP_CNT_HEADERS_PULLED'), COUNTER.headersPulled);
+  assert.equal(counters.get('KNP_CNT_SEC_EVENTS_SUPPRESSED'), COUNTER.securityEventsSuppressed);
+  assert.equal(counters.get('KNP_CNT_BLOCKED_PACKETS'), COUNTER.blockedPackets);
+  assert.equal(counters.get('KNP_CNT_DETECT_STATE_FAILED'), COUNTER.detectStateFailed);
+  assert.equal(counters.get('KNP_CNT_BLOCK_INSERT_FAILED'), COUNTER.blockInsertFailed);
   assert.equal(counters.get('KNP_CNT_MAX'), COUNTER_SLOTS);
 
+  // Every type the header has, by the name the decoder gives it.
   const types = headerEnum('knp_security_type');
-  assert.equal(SECURITY_TYPES[types.get('KNP_SEC_TCP_NULL')!], 'tcp-null-scan');
-  assert.equal(SECURITY_TYPES[types.get('KNP_SEC_TCP_XMAS')!], 'tcp-xmas-scan');
-  assert.equal(SECURITY_TYPES[types.get('KNP_SEC_TCP_SYN_FIN')!], 'tcp-syn-fin');
-  assert.equal(SECURITY_TYPES[types.get('KNP_SEC_TCP_SYN_RST')!], 'tcp-syn-rst');
+  const expected: Record<string, string> = {
+    KNP_SEC_TCP_NULL: 'tcp-null-scan',
+    KNP_SEC_TCP_XMAS: 'tcp-xmas-scan',
+    KNP_SEC_TCP_SYN_FIN: 'tcp-syn-fin',
+    KNP_SEC_TCP_SYN_RST: 'tcp-syn-rst',
+    KNP_SEC_TCP_FIN_NO_ACK: 'tcp-fin-scan',
+    KNP_SEC_SYN_FLOOD: 'syn-flood',
+    KNP_SEC_TCP_PORT_SCAN: 'tcp-port-scan',
+    KNP_SEC_UDP_PORT_SCAN: 'udp-port-scan',
+    KNP_SEC_ICMP_FLOOD: 'icmp-flood',
+    KNP_SEC_PING_SWEEP: 'ping-sweep',
+    KNP_SEC_LAND: 'land',
+    KNP_SEC_MARTIAN: 'martian-source',
+    KNP_SEC_BLOCKED: 'blocked',
+  };
+  for (const [name, n] of types) {
+    if (name === 'KNP_SEC_TYPE_MAX') {
+      assert.equal(n, Object.keys(SECURITY_TYPES).length + 1);
+      continue;
+    }
+    assert.equal((SECURITY_TYPES as Record<number, string>)[n], expected[name], name);
+  }
+  assert.equal(types.size, Object.keys(expected).length + 1);
 
   const h = readFileSync(join(packageRoot(), 'bpf', 'kubenetprobe.h'), 'utf8');
   assert.match(h, new RegExp(`#define KNP_DESCRIPTION_LEN ${DESCRIPTION_LEN}\\b`));
   const opened = /#define KNP_TCP_OPENED \(1u << (\d+)\)/.exec(h);
   assert.ok(opened, 'KNP_TCP_OPENED in kubenetprobe.h');
   assert.equal(1 << Number(opened[1]), TCP_OPENED);
+  for (const [name, value] of [['KNP_IFACE_TC_INGRESS', IFACE_FLAG.tcIngress], ['KNP_IFACE_MARTIANS', IFACE_FLAG.martians]] as const) {
+    const m = new RegExp(`#define ${name}\\s+\\(1u << (\\d+)\\)`).exec(h);
+    assert.ok(m, `${name} in kubenetprobe.h`);
+    assert.equal(1 << Number(m[1]), value, name);
+  }
 });

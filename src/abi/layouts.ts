@@ -43,9 +43,16 @@ export const IFACE_COUNTERS = layout('knp_iface_counters', 64, { packets: 0, byt
 
 export const IFACE_SLOT = layout('knp_iface_slot', 72, { ifindex: 0, hook: 4, c: 8 });
 
-export const GLOBAL_COUNTERS = layout('knp_global_counters', 64, { c: 0 });
+export const GLOBAL_COUNTERS = layout('knp_global_counters', 96, { c: 0 });
 
-export const CPU_STATE = layout('knp_cpu_state', 32, { sample_tick: 0, sec_seq: 8, anchor_ns: 16, anchor_jiffies: 24 });
+export const CPU_STATE = layout('knp_cpu_state', 48, {
+  sample_tick: 0,
+  sec_seq: 8,
+  anchor_ns: 16,
+  anchor_jiffies: 24,
+  ev_second_ns: 32,
+  ev_in_second: 40,
+});
 
 export const PACKET_INFO = layout('knp_packet_info', 64, {
   timestamp_ns: 0,
@@ -57,7 +64,7 @@ export const PACKET_INFO = layout('knp_packet_info', 64, {
   _pad: 62,
 });
 
-export const SECURITY_EVENT = layout('knp_security_event', 152, {
+export const SECURITY_EVENT = layout('knp_security_event', 160, {
   timestamp_ns: 0,
   seq: 8,
   key: 16,
@@ -65,13 +72,51 @@ export const SECURITY_EVENT = layout('knp_security_event', 152, {
   severity: 64,
   cpu: 68,
   count: 72,
-  window_ms: 76,
-  tcp_flags: 80,
-  hook: 81,
-  _pad: 82,
-  description: 84,
-  _pad2: 148,
+  threshold: 76,
+  window_ms: 80,
+  suppressed: 84,
+  tcp_flags: 88,
+  hook: 89,
+  _pad: 90,
+  description: 92,
+  _pad2: 156,
 });
+
+export const DETECT_CONFIG = layout('knp_detect_config', 64, {
+  window_ns: 0,
+  event_interval_ns: 8,
+  block_ttl_ns: 16,
+  enabled: 24,
+  enforce: 28,
+  check_blocks: 32,
+  max_events_per_sec: 36,
+  syn_flood_syns: 40,
+  syn_flood_half_open_pct: 44,
+  port_scan_ports: 48,
+  udp_scan_ports: 52,
+  icmp_flood_packets: 56,
+  ping_sweep_hosts: 60,
+});
+
+export const ADDR = layout('knp_addr', 16, { addr: 0 });
+
+export const SUBJECT_KEY = layout('knp_subject_key', 20, { addr: 0, type: 16 });
+
+export const DETECT_STATE = layout('knp_detect_state', 88, {
+  window_start_ns: 0,
+  count: 8,
+  distinct: 12,
+  completed: 16,
+  tcp_flags: 20,
+  seen: 24,
+});
+
+export const BLOCK = layout('knp_block', 32, { created_ns: 0, expires_ns: 8, packets: 16, type: 24, _pad: 28 });
+
+export const LPM_KEY = layout('knp_lpm_key', 20, { prefixlen: 0, addr: 4 });
+
+/** knp_iface_flags values. */
+export const IFACE_FLAG = { tcIngress: 1 << 0, martians: 1 << 1 } as const;
 
 export const DESCRIPTION_LEN = 64;
 
@@ -88,6 +133,12 @@ export const ALL_LAYOUTS: readonly Layout[] = [
   CPU_STATE,
   PACKET_INFO,
   SECURITY_EVENT,
+  DETECT_CONFIG,
+  ADDR,
+  SUBJECT_KEY,
+  DETECT_STATE,
+  BLOCK,
+  LPM_KEY,
 ];
 
 /** enum knp_hook */
@@ -108,16 +159,32 @@ export const COUNTER = {
   securityEventsDropped: 5,
   ifaceTableFull: 6,
   headersPulled: 7,
+  securityEventsSuppressed: 8,
+  blockedPackets: 9,
+  detectStateFailed: 10,
+  blockInsertFailed: 11,
 } as const;
-export const COUNTER_SLOTS = 8;
+export const COUNTER_SLOTS = 12;
 
 /** enum knp_security_type */
-export const SECURITY_TYPES: Readonly<Record<number, string>> = {
+export const SECURITY_TYPES = {
   1: 'tcp-null-scan',
   2: 'tcp-xmas-scan',
   3: 'tcp-syn-fin',
   4: 'tcp-syn-rst',
-};
+  5: 'tcp-fin-scan',
+  6: 'syn-flood',
+  7: 'tcp-port-scan',
+  8: 'udp-port-scan',
+  9: 'icmp-flood',
+  10: 'ping-sweep',
+  11: 'land',
+  12: 'martian-source',
+  13: 'blocked',
+} as const satisfies Record<number, string>;
+export type KernelSecurityType = (typeof SECURITY_TYPES)[keyof typeof SECURITY_TYPES];
+/** enum knp_security_type by name. */
+export const SECURITY_TYPE_NUMBER = Object.fromEntries(Object.entries(SECURITY_TYPES).map(([n, t]) => [t, Number(n)])) as Record<KernelSecurityType, number>;
 
 /** enum knp_severity */
 export const SEVERITIES = ['info', 'low', 'medium', 'high', 'critical'] as const;

@@ -103,6 +103,20 @@ export class BpfMap {
     return value;
   }
 
+  /** Every key, one get_next_key call each (for maps without batch reads, such as LPM tries). */
+  keys(): Buffer[] {
+    const out: Buffer[] = [];
+    let prev: Buffer | null = null;
+    for (;;) {
+      const next = Buffer.alloc(this.keySize);
+      const rc = libbpf.bpf_map_get_next_key(this.fd, prev, next) as number;
+      if (rc === -ENOENT) return out;
+      if (rc < 0) throw new SystemError(`next key in map ${this.name}`, rc);
+      out.push(next);
+      prev = next;
+    }
+  }
+
   /** Deletes `key`; false when it was absent. */
   delete(key: Uint8Array): boolean {
     const rc = libbpf.bpf_map_delete_elem(this.fd, key) as number;

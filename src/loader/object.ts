@@ -6,7 +6,7 @@
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { isNull, libbpf, viewOf, type Ptr } from '../ffi/native.js';
 import { ClosedError, InvalidArgumentError, KubeNetProbeError, ObjectFileError, PermissionError, SystemError, VerifierError, errnoName } from '../errors.js';
-import { datasecVars, structLayout, type StructLayout } from './btf.js';
+import { datasecVars, structLayout, type DatasecVar, type StructLayout } from './btf.js';
 import { withLibbpfLog } from './libbpf-log.js';
 import { BpfMap, MapType, type MapInfo } from './map.js';
 import { missingCapabilities } from './capabilities.js';
@@ -152,17 +152,7 @@ export class ObjectSpec {
    * sees it as a constant and prunes code that it turns off.
    */
   setConstant(name: string, value: number | boolean): void {
-    const obj = this.handle();
-    const btf = libbpf.bpf_object__btf(obj) as Ptr | null;
-    if (isNull(btf)) throw new ObjectFileError(this.path, 'has no BTF (build it with clang -g)');
-    const v = datasecVars(btf as Ptr, '.rodata').get(name);
-    if (!v) throw new ObjectFileError(this.path, `has no constant named ${name}`);
-    const rodata = eachMap(obj).find((m) => (libbpf.bpf_map__name(m) as string).endsWith('.rodata'));
-    if (rodata === undefined) throw new ObjectFileError(this.path, 'has no .rodata map');
-    const size = [0];
-    const ptr = libbpf.bpf_map__initial_value(rodata, size) as Ptr | null;
-    if (isNull(ptr) || v.offset + v.size > size[0]!) throw new ObjectFileError(this.path, `cannot reach constant ${name}`);
-    const view = new DataView(viewOf(ptr as Ptr, size[0]!));
+    const { view, v } = this.variable('.rodata', name);
     const n = typeof value === 'boolean' ? (value ? 1 : 0) : value;
     if (!Number.isInteger(n) || n < 0 || n >= 2 ** (8 * Math.min(v.size, 6))) {
       throw new InvalidArgumentError(`constant ${name}: ${value} does not fit in ${v.size} bytes`);
@@ -174,6 +164,37 @@ export class ObjectSpec {
       case 8: view.setBigUint64(v.offset, BigInt(n), true); break;
       default: throw new InvalidArgumentError(`constant ${name} has unsupported size ${v.size}`);
     }
+  }
+
+  /**
+   * Sets the initial bytes of a global in .data (a struct, say) before load.
+   * Unlike a constant it stays writable: Collection.writeVariable() changes
+   * it while the programs run.
+   */
+  setVariable(name: string, bytes: Uint8Array): void {
+    const { view, v } = this.variable('.data', name);
+    if (bytes.length !== v.size) throw new InvalidArgumentError(`variable ${name} is ${v.size} bytes, got ${bytes.length}`);
+    new Uint8Array(view.buffer, view.byteOffset + v.offset, v.size).set(bytes);
+  }
+
+  /** A copy of a .data or .rodata global's initial bytes. */
+  variableBytes(section: '.data' | '.rodata', name: string): Buffer {
+    const { view, v } = this.variable(section, name);
+    return Buffer.from(new Uint8Array(view.buffer, view.byteOffset + v.offset, v.size));
+  }
+
+  private variable(section: '.data' | '.rodata', name: string): { view: DataView; v: DatasecVar } {
+    const obj = this.handle();
+    const btf = libbpf.bpf_object__btf(obj) as Ptr | null;
+    if (isNull(btf)) throw new ObjectFileError(this.path, 'has no BTF (build it with clang -g)');
+    const v = datasecVars(btf as Ptr, section).get(name);
+    if (!v) throw new ObjectFileError(this.path, `has no ${section === '.rodata' ? 'constant' : 'variable'} named ${name}`);
+    const map = eachMap(obj).find((m) => (libbpf.bpf_map__name(m) as string).endsWith(section));
+    if (map === undefined) throw new ObjectFileError(this.path, `has no ${section} map`);
+    const size = [0];
+    const ptr = libbpf.bpf_map__initial_value(map, size) as Ptr | null;
+    if (isNull(ptr) || v.offset + v.size > size[0]!) throw new ObjectFileError(this.path, `cannot reach ${name} in ${section}`);
+    return { view: new DataView(viewOf(ptr as Ptr, size[0]!)), v };
   }
 
   /** Layout of a struct from the object's BTF. */
@@ -258,6 +279,34 @@ export class Collection {
     const m = this.mapsByName.get(name);
     if (!m) throw new ObjectFileError(this.path, `has no map named ${name} (is it a KubeNetProbe object?)`);
     return m;
+  }
+
+  /** Rewrites a .data global while the programs run (the section is one array element). */
+  writeVariable(name: string, bytes: Uint8Array): void {
+    const { map, v } = this.dataVariable(name);
+    if (bytes.length !== v.size) throw new InvalidArgumentError(`variable ${name} is ${v.size} bytes, got ${bytes.length}`);
+    const key = Buffer.alloc(4);
+    const value = map.lookup(key);
+    if (!value) throw new ObjectFileError(this.path, 'has an empty .data map');
+    value.set(bytes, v.offset);
+    map.update(key, value);
+  }
+
+  /** A .data global's current bytes, as the programs see them. */
+  readVariable(name: string): Buffer {
+    const { map, v } = this.dataVariable(name);
+    const value = map.lookup(Buffer.alloc(4));
+    if (!value) throw new ObjectFileError(this.path, 'has an empty .data map');
+    return Buffer.from(value.subarray(v.offset, v.offset + v.size));
+  }
+
+  private dataVariable(name: string): { map: BpfMap; v: DatasecVar } {
+    if (this.obj === null) throw new ClosedError(`collection ${this.path}`);
+    const btf = libbpf.bpf_object__btf(this.obj) as Ptr | null;
+    const v = isNull(btf) ? undefined : datasecVars(btf as Ptr, '.data').get(name);
+    const map = [...this.mapsByName.entries()].find(([n]) => n.endsWith('.data'))?.[1];
+    if (!v || !map) throw new ObjectFileError(this.path, `has no variable named ${name}`);
+    return { map, v };
   }
 
   program(name: string): BpfProgram {

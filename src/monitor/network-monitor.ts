@@ -19,6 +19,7 @@ import {
   HOOKS,
   IFACE_COUNTERS,
   IFACE_KEY,
+  IFACE_FLAG,
   IFACE_SLOT,
   OUTCOMES,
   TCP_OPENED,
@@ -41,7 +42,12 @@ import { builtinObjectPath } from '../paths.js';
 import { MonotonicClock, type JiffiesAnchor } from './clock.js';
 import { FlowCounterSums, FlowSnapshot } from './flow-snapshot.js';
 import { EventQueue } from './event-queue.js';
+import { BlockTable } from './blocks.js';
+import { DEFAULT_DETECTOR_CONFIG, TCP_FLAG_DETECTORS, encodeDetectorConfig, mergeDetectorConfig, type DetectorConfig } from './detectors.js';
+import { describeSecurityEvent } from './security-text.js';
 import type {
+  Block,
+  BlockChange,
   FlowStats,
   InterfaceCounters,
   LostEvents,
@@ -60,7 +66,20 @@ const MAP = {
   cpuState: 'knp_cpu_state',
   packetEvents: 'knp_packet_events',
   securityEvents: 'knp_security_events',
+  blocks: 'knp_blocks',
+  allowlist: 'knp_allowlist',
+  ifaceFlags: 'knp_iface_flags',
 } as const;
+
+/** The detectors' settings in the kernel (struct knp_detect_config in .data). */
+const DETECT_CONFIG_VAR = 'knp_detect_cfg';
+
+function u32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n);
+  return b;
+}
+
 
 const PROG = {
   tcIngress: 'tc_ingress',
@@ -79,8 +98,12 @@ export interface NetworkMonitorOptions {
   securityEventRingBytes?: number;
   /** One packet event per N packets per CPU; 0 turns packet events off. Default 100. */
   packetSampleRate?: number;
-  /** Report NULL, XMAS, SYN+FIN and SYN+RST TCP packets. Default true. */
+  /** Report NULL, XMAS, FIN, SYN+FIN and SYN+RST TCP packets. Default true. false takes them out of `detectors.enabled`. */
   detectTcpFlagAnomalies?: boolean;
+  /** Detector thresholds and mode; what is left out keeps its default (DEFAULT_DETECTOR_CONFIG). Changeable later with configureDetectors(). */
+  detectors?: Partial<DetectorConfig>;
+  /** CIDR blocks whose sources enforce mode never blocks. Default none. */
+  allowlist?: string[];
 }
 
 /** 4 Mi flows: 192 MiB of values per CPU already. */
@@ -92,6 +115,8 @@ export const DEFAULT_OPTIONS: Required<NetworkMonitorOptions> = {
   securityEventRingBytes: 256 << 10,
   packetSampleRate: 100,
   detectTcpFlagAnomalies: true,
+  detectors: {},
+  allowlist: [],
 };
 
 /** XDP mode per interface; 'auto' is explained in attach/xdp-policy.ts. */
@@ -105,6 +130,8 @@ export interface TcOptions {
 }
 
 export interface AttachOptions {
+  /** Report frames arriving here from source addresses no real host has (loopback, multicast, reserved). Default false. */
+  martians?: boolean;
   xdp?: XdpChoice;
   /** true (default): both directions, auto mode. false: no TC. */
   tc?: boolean | TcOptions;
@@ -128,6 +155,8 @@ export interface EventProcessingOptions {
 export interface NetworkMonitorEvents {
   packet: [PacketInfo];
   security: [SecurityEvent];
+  /** A source blocked or unblocked (enforce mode, by hand, expiry). */
+  block: [BlockChange];
   lost: [LostEvents];
   error: [Error];
 }
@@ -166,12 +195,17 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
   private readonly pendingReads = new Set<Promise<unknown>>();
   private readonly closeSignal = new AbortController();
   private readonly queues = new Set<EventQueue<MonitorEvent>>();
+  private detectors: DetectorConfig;
+  private readonly blockTable: BlockTable;
+  private blockTimer: NodeJS.Timeout | null = null;
 
-  private constructor(path: string, coll: Collection, options: Required<NetworkMonitorOptions>) {
+  private constructor(path: string, coll: Collection, options: Required<NetworkMonitorOptions>, detectors: DetectorConfig) {
     super();
     this.objectPath = path;
     this.coll = coll;
     this.options = options;
+    this.detectors = detectors;
+    this.blockTable = new BlockTable(coll.map(MAP.blocks), coll.map(MAP.allowlist), this.clock);
   }
 
   /** Loads the built-in kernel programs. */
@@ -198,6 +232,9 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
     }
     checkRingSize('packetEventRingBytes', opts.packetEventRingBytes);
     checkRingSize('securityEventRingBytes', opts.securityEventRingBytes);
+    let detectors = mergeDetectorConfig(DEFAULT_DETECTOR_CONFIG, opts.detectors);
+    if (!opts.detectTcpFlagAnomalies) detectors = { ...detectors, enabled: detectors.enabled.filter((d) => !TCP_FLAG_DETECTORS.includes(d)) };
+    if (!Array.isArray(opts.allowlist)) throw new InvalidArgumentError('allowlist must be a list of CIDR blocks');
 
     // A load interrupted by signals (EAGAIN from the verifier) is retried
     // from a fresh open: libbpf cannot load the same object twice.
@@ -209,8 +246,15 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
         spec.setMaxEntries(MAP.packetEvents, opts.packetEventRingBytes);
         spec.setMaxEntries(MAP.securityEvents, opts.securityEventRingBytes);
         spec.setConstant('packet_sample_rate', opts.packetSampleRate);
-        spec.setConstant('detect_tcp_flag_anomalies', opts.detectTcpFlagAnomalies);
-        return new NetworkMonitor(path, spec.load(), opts);
+        spec.setVariable(DETECT_CONFIG_VAR, encodeDetectorConfig(detectors, detectors.mode === 'enforce'));
+        const mon = new NetworkMonitor(path, spec.load(), opts, detectors);
+        try {
+          mon.blockTable.setAllowlist(opts.allowlist);
+        } catch (err) {
+          await mon.close();
+          throw err;
+        }
+        return mon;
       } catch (err) {
         if (err instanceof MapCreateError) throw mapTooLarge(err, opts);
         if (!(err instanceof LoadInterruptedError) || attempt >= 3) throw err;
@@ -293,6 +337,16 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
       hooks: done.map((a) => ({ hook: a.hook, mode: a.mode, link: a.link })),
       notes,
     };
+    // What the detectors need to know of the interface: whether our TC
+    // ingress sees its frames (so TC egress elsewhere skips them), and
+    // whether martian sources are reported here.
+    const flags = (done.some((a) => a.hook === 'tc-ingress') ? IFACE_FLAG.tcIngress : 0) | (options.martians ? IFACE_FLAG.martians : 0);
+    try {
+      if (flags) coll.map(MAP.ifaceFlags).update(u32(ifindex), u32(flags));
+    } catch (err) {
+      for (const a of done.reverse()) a.close();
+      throw err;
+    }
     this.attached.set(ifindex, { info, attachments: done });
     this.names.set(ifindex, name);
     return info;
@@ -305,6 +359,7 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
       if (entry.info.name !== name) continue;
       for (const a of entry.attachments) a.close();
       this.attached.delete(ifindex);
+      this.collection().map(MAP.ifaceFlags).delete(u32(ifindex));
       return true;
     }
     return false;
@@ -341,6 +396,14 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
     }
     this.lossTimer = setInterval(() => this.checkKernelLoss(), options.lossCheckIntervalMs ?? 1000);
     this.lossTimer.unref();
+    this.blockTimer = setInterval(() => {
+      try {
+        this.expireBlocks();
+      } catch (err) {
+        onError(err);
+      }
+    }, 1000);
+    this.blockTimer.unref();
   }
 
   /** The event rings and how their records become events: one entry per event type. */
@@ -376,23 +439,103 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
             type: raw.type,
             typeNumber: raw.typeNumber,
             severity: raw.severity,
-            description: raw.description,
+            description: describeSecurityEvent(raw),
             key: raw.key,
             attacker: { ip: raw.key.srcIp, port: raw.key.srcPort },
             target: { ip: raw.key.dstIp, port: raw.key.dstPort },
             interface: this.nameOf(raw.key.ifindex),
             hook: raw.hook,
             count: raw.count,
+            threshold: raw.threshold,
             windowMs: raw.windowMs,
+            suppressed: raw.suppressed,
             tcpFlags: tcpFlagNames(raw.tcpFlags),
             cpu: raw.cpu,
             seq: raw.seq,
           };
           this.emit('security', event);
           this.enqueue({ kind: 'security', event });
+          if (raw.type === 'blocked') this.reportBlockedByKernel(event);
         },
       },
     ];
+  }
+
+  private reportBlockedByKernel(event: SecurityEvent): void {
+    const ttlMs = event.count * 1000;
+    const block: Block = {
+      ip: event.attacker.ip,
+      reason: this.blockTable.list().find((b) => b.ip === event.attacker.ip)?.reason ?? 'unknown',
+      createdAt: event.timestamp,
+      expiresAt: ttlMs ? new Date(event.timestamp.getTime() + ttlMs) : undefined,
+      packetsDropped: 0,
+    };
+    this.emitBlockChange({ action: 'blocked', cause: 'detector', block, at: event.timestamp });
+  }
+
+  private emitBlockChange(change: BlockChange): void {
+    this.emit('block', change);
+    this.enqueue({ kind: 'block', change });
+  }
+
+  /** The detectors' settings now in force. */
+  detectorConfig(): DetectorConfig {
+    return mergeDetectorConfig(this.detectors, {});
+  }
+
+  /**
+   * Changes detector settings while the programs run (thresholds, which
+   * detectors, audit or enforce); what `change` leaves out stays. Returns
+   * the settings now in force.
+   */
+  configureDetectors(change: Partial<DetectorConfig>): DetectorConfig {
+    const next = mergeDetectorConfig(this.detectors, change);
+    this.writeDetectorConfig(next);
+    this.detectors = next;
+    return this.detectorConfig();
+  }
+
+  /** The kernel looks sources up in the block table only while blocks can exist. */
+  private writeDetectorConfig(cfg: DetectorConfig): void {
+    const coll = this.collection();
+    const checkBlocks = cfg.mode === 'enforce' || this.blockTable.size > 0;
+    coll.writeVariable(DETECT_CONFIG_VAR, encodeDetectorConfig(cfg, checkBlocks));
+  }
+
+  /** Sources blocked now (enforce mode or by hand). */
+  blocks(): Block[] {
+    this.collection();
+    return this.blockTable.list();
+  }
+
+  /** Blocks a source by hand, for `ttlMs` (default: the detectors' blockTtlMs; 0 = until lifted). */
+  block(ip: string, options: { ttlMs?: number } = {}): Block {
+    this.collection();
+    const block = this.blockTable.add(ip, options.ttlMs ?? this.detectors.blockTtlMs);
+    this.writeDetectorConfig(this.detectors);
+    this.emitBlockChange({ action: 'blocked', cause: 'manual', block, at: new Date() });
+    return block;
+  }
+
+  /** Lifts a block; its final figures, or undefined if `ip` was not blocked. */
+  unblock(ip: string): Block | undefined {
+    this.collection();
+    const block = this.blockTable.remove(ip);
+    if (!block) return undefined;
+    this.writeDetectorConfig(this.detectors);
+    this.emitBlockChange({ action: 'unblocked', cause: 'manual', block, at: new Date() });
+    return block;
+  }
+
+  /** Removes blocks whose TTL ran out and reports each (startEventProcessing() runs it every second). */
+  expireBlocks(): Block[] {
+    if (!this.coll || this.closing) return [];
+    const gone = this.blockTable.expire();
+    if (gone.length) {
+      this.writeDetectorConfig(this.detectors);
+      for (const block of gone) this.emitBlockChange({ action: 'unblocked', cause: 'expired', block, at: new Date() });
+    }
+    return gone;
   }
 
   /** Per-CPU sequence numbers start at 1 and have no gaps unless events were lost. */
@@ -502,11 +645,18 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
       },
       events: {
         packet: { sent: g[COUNTER.packetEventsSent]!, dropped: g[COUNTER.packetEventsDropped]! },
-        security: { sent: g[COUNTER.securityEventsSent]!, dropped: g[COUNTER.securityEventsDropped]!, gaps: this.securityGaps },
+        security: {
+          sent: g[COUNTER.securityEventsSent]!,
+          dropped: g[COUNTER.securityEventsDropped]!,
+          gaps: this.securityGaps,
+          suppressed: g[COUNTER.securityEventsSuppressed]!,
+        },
         consumerDropped: this.lost.consumer,
       },
       interfaceTableFull: g[COUNTER.ifaceTableFull]!,
       headersPulled: g[COUNTER.headersPulled]!,
+      detectorStateFailed: g[COUNTER.detectStateFailed]!,
+      blocks: { packetsDropped: g[COUNTER.blockedPackets]!, insertFailed: g[COUNTER.blockInsertFailed]! },
     };
   }
 
@@ -702,6 +852,8 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
     };
     if (this.lossTimer) clearInterval(this.lossTimer);
     this.lossTimer = null;
+    if (this.blockTimer) clearInterval(this.blockTimer);
+    this.blockTimer = null;
     // No more deliveries once close() is called; pollEvents() first if the
     // last events matter.
     for (const r of this.readers) step(() => r.close());

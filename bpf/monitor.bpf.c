@@ -542,6 +542,8 @@ static __always_inline int handle_skb(struct __sk_buff *skb, __u8 hook, __u8 dir
 	emit_packet_event(&p, skb->len, hook);
 #ifndef KNP_NO_DETECTORS
 	detect(skb, &p, hook, acct);
+#else
+	(void)acct; /* bench/bpf/no-detectors.bpf.c: the baseline without them */
 #endif
 	/* TC_ACT_UNSPEC is TCX_NEXT: let the next program (or the stack) decide. */
 	return TC_ACT_UNSPEC;

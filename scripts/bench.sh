@@ -3,6 +3,7 @@
 # results and writes them to build/bench/results.json. Needs root (BPF).
 #
 #   bench/prog-cost.ts     per-packet cost of tc_ingress / xdp_ingress vs empty programs
+#   bench/detector-cost.ts per-packet cost the security detectors add (tc_ingress with vs without them)
 #   bench/ringbuf-read.ts  ring buffer read rate vs libbpf's ring_buffer__consume
 #   bench/flow-read.ts     reading 100k flows vs get_next_key + lookup per key
 #   bench/agent-pipeline.ts  one agent pipeline cycle and peak RSS at 10k/100k/1M flows vs a raw read
@@ -28,7 +29,7 @@ for src in bench/bpf/*.bpf.c; do
   echo "built $obj"
 done
 
-benches=(prog-cost ringbuf-read flow-read agent-pipeline)
+benches=(prog-cost detector-cost ringbuf-read flow-read agent-pipeline)
 for b in "${benches[@]}"; do rm -f "$out/$b.json"; done
 rm -f "$out/results.json"
 

@@ -34,6 +34,7 @@ test('kubenetprobe demo: named pods, flows in the API, scans, and a clean exit',
       return flows.some((f) => f.key.dstIp === frontendIp && f.key.dstPort === 80);
     }, 8000);
     await waitFor('a scan reported', () => /SECURITY MEDIUM tcp-(null|xmas)-scan: default\/attacker -> /.test(out), 12000);
+    await waitFor('the port scan reported', () => /SECURITY HIGH tcp-port-scan: default\/attacker -> [a-z]+\/api:/.test(out), 12000);
     assert.match(out, /default\/client -> shop\/frontend:80 TCP/);
   } finally {
     assert.equal(await exited, 0, out);

@@ -78,14 +78,20 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
     await node.traffic(p('frontend'), ['client', String(seconds), `http:${p('api').ip}:8080:700`]);
     await node.traffic(p('api'), ['client', String(seconds), `bulk:${p('db').ip}:5432:1500:20000`]);
 
-    // Now and then a burst of scan traffic from the attacker (hping3: no flags = NULL, -F -P -U = XMAS).
+    // Now and then a burst of scan traffic from the attacker: an nmap SYN scan
+    // of the api pod's first 200 ports, and a few NULL and XMAS probes
+    // (hping3: no flags = NULL, -F -P -U = XMAS). Each bounded in count.
     const scan = (): void => {
+      const run = (cmd: string, args: string[]): void => {
+        const child = spawn('ip', ['netns', 'exec', p('attacker').netns, cmd, ...args], { stdio: 'ignore' });
+        child.on('error', () => opts.write(`demo: ${cmd} is missing, no scans (apt-get install ${cmd})`));
+      };
+      run('nmap', ['-n', '-Pn', '-sS', '-p', '1-200', '--max-retries', '0', '-T4', p('api').ip]);
       for (const [target, port, flags] of [
         [p('api'), '8080', []],
         [p('db'), '5432', ['-F', '-P', '-U']],
       ] as const) {
-        const child = spawn('ip', ['netns', 'exec', p('attacker').netns, 'hping3', '-q', '-c', '3', '-i', 'u20000', ...flags, '-p', port, target.ip], { stdio: 'ignore' });
-        child.on('error', () => opts.write('demo: hping3 is missing, no scans (apt-get install hping3)'));
+        run('hping3', ['-q', '-c', '3', '-i', 'u20000', ...flags, '-p', port, target.ip]);
       }
     };
     setTimeout(scan, 3000).unref();

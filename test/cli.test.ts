@@ -24,7 +24,7 @@ test('npx kubenetprobe runs the CLI', () => {
   const r = spawnSync('npx', ['--no-install', 'kubenetprobe', '--help'], { encoding: 'utf8', cwd: packageRoot() });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /Usage: kubenetprobe/);
-  for (const cmd of ['doctor', 'agent', 'observe', 'top', 'stats', 'demo']) assert.match(r.stdout, new RegExp(`^ +${cmd} `, 'm'), cmd);
+  for (const cmd of ['doctor', 'agent', 'observe', 'events', 'blocks', 'top', 'stats', 'demo']) assert.match(r.stdout, new RegExp(`^ +${cmd} `, 'm'), cmd);
 });
 
 test('doctor on this machine: every check passes and the programs load', () => {
@@ -103,6 +103,8 @@ describe('agent, observe and stats end to end', () => {
       assert.equal(stats.code, 0, stats.err);
       assert.match(stats.out, new RegExp(`^${a.hostIf} +tc-ingress \\(tcx\\) tc-egress \\(tcx\\)`, 'm'));
       assert.match(stats.out, /^coverage +100\.00 %/m);
+      assert.match(stats.out, /^security +audit mode; 0 events sent, 0 dropped, 0 gaps, 0 held back by the rate limits$/m);
+      assert.match(stats.out, /^blocks +0 active, 0 packets dropped$/m);
     } finally {
       agent.kill('SIGTERM');
       assert.equal(await exited, 0);

@@ -5,21 +5,29 @@
  * bounds. The HTTP API and the CLI read it; nothing here listens.
  */
 import { EventEmitter } from 'node:events';
+import { BlockList, isIP } from 'node:net';
 import { NetworkMonitor } from '../monitor/network-monitor.js';
-import type { Hook, InterfaceCounters, OutcomeCounts, SecurityEvent, FlowStats } from '../types.js';
-import type { AgentConfig } from './config.js';
-import { InterfaceWatcher, type InterfaceRef } from './interface-watcher.js';
+import type { Block, BlockChange, Hook, InterfaceCounters, LostEvents, OutcomeCounts, SecurityEvent, FlowStats } from '../types.js';
+import { detectorOptions, type AgentConfig } from './config.js';
+import { InterfaceWatcher, interfaceMatcher, type InterfaceRef } from './interface-watcher.js';
 import { keepLargeBuffersOnMmap } from './allocator.js';
 import { startFlowPipeline, type FlowPipeline, type PipelineCycle } from './flow-pipeline.js';
 import type { FlowRecord } from './flow-accounter.js';
 import { toConversations, type Conversation } from './conversations.js';
 import { Recent } from './recent.js';
-import { compileFilter, type FlowFilter } from './flow-filter.js';
+import { FilterError, compileFilter, type FlowFilter } from './flow-filter.js';
 import { Inventory, type PodIdentity } from './inventory.js';
+import { compileSecurityFilter, type SecurityFilter } from './security-filter.js';
+import { parseDetectorChange } from './detector-change.js';
+import type { DetectorConfig } from '../monitor/detectors.js';
 
 export interface AgentEvents {
   record: [FlowRecord];
   security: [SecurityEvent];
+  /** A source blocked or unblocked (enforce mode, by hand, expiry). */
+  block: [BlockChange];
+  /** Events lost (ring full, sequence gap, slow consumer), as the monitor reports them. */
+  lost: [LostReport];
   cycle: [PipelineCycle];
   error: [Error];
 }
@@ -35,14 +43,31 @@ export interface InterfaceStatus {
   counters: Partial<Record<Hook, { packets: OutcomeCounts; bytes: OutcomeCounts }>>;
 }
 
+/** A 'lost' report and when it came. */
+export interface LostReport extends LostEvents {
+  at: Date;
+}
+
+/** A security event as the API shows it: with the pod identity of each end, where known. */
+export interface SecurityEventView extends SecurityEvent {
+  attackerIdentity: PodIdentity | null;
+  targetIdentity: PodIdentity | null;
+}
+
 export interface AgentStats {
   interfaces: InterfaceStatus[];
   flowTable: { entries: number; capacity: number; fill: number; insertFailed: number };
   lost: { packetEvents: number; securityEvents: number; securityGaps: number; consumer: number };
+  /** The security channel: events the kernel sent, dropped (ring full), held back by the rate limits; sequence gaps seen here. */
+  security: { mode: 'audit' | 'enforce'; sent: number; dropped: number; gaps: number; suppressed: number; detectorStateFailed: number };
+  /** Sources blocked now, frames dropped because of blocks, blocks the kernel could not store. */
+  blocks: { active: number; packetsDropped: number; insertFailed: number };
   /** Packets TC parsed against packets it could attribute to a flow (the rest hit a full table). */
   coverage: { seen: number; attributed: number; ratio: number };
   pipeline: { cycles: number; lastCycleMs: number | undefined; recentFlows: number; recentFlowsDropped: number; recentEvents: number };
 }
+
+const MAX_BLOCK_TTL_MS = 365 * 86_400_000;
 
 /** A flow as the API shows it: live (in the kernel table) or finished (evicted). */
 export interface FlowView extends FlowStats {
@@ -70,6 +95,12 @@ export class Agent extends EventEmitter<AgentEvents> {
   private readonly retired = new Map<string, InterfaceStatus['counters']>();
   private readonly finished: Recent<FlowRecord>;
   private readonly securityEvents: Recent<SecurityEvent>;
+  private readonly blockChanges: Recent<BlockChange>;
+  private readonly lostReports: Recent<LostReport>;
+  /** Interfaces where martian sources are reported. */
+  private readonly martians: (name: string) => boolean;
+  /** Sources never blocked: by enforce mode in the kernel, and by hand here. */
+  private readonly allowlist = new BlockList();
   private lastCycle: PipelineCycle | undefined;
   private cycles = 0;
   private closed = false;
@@ -84,6 +115,14 @@ export class Agent extends EventEmitter<AgentEvents> {
     super();
     this.finished = new Recent(config.recentFlows);
     this.securityEvents = new Recent(config.recentEvents);
+    this.blockChanges = new Recent(config.recentEvents);
+    this.lostReports = new Recent(config.recentEvents);
+    this.martians = config.martians.length ? interfaceMatcher(config.martians) : () => false;
+    for (const c of config.allowlist) {
+      const [addr, prefix] = c.split('/') as [string, string | undefined];
+      const family = isIP(addr) === 6 ? 'ipv6' : 'ipv4';
+      this.allowlist.addSubnet(addr, prefix === undefined ? (family === 'ipv4' ? 32 : 128) : Number(prefix), family);
+    }
     this.inventory = config.inventory ? Inventory.load(config.inventory) : undefined;
   }
 
@@ -96,13 +135,28 @@ export class Agent extends EventEmitter<AgentEvents> {
     // A bad inventory is a config error: find it before loading anything.
     if (config.inventory) Inventory.load(config.inventory);
     keepLargeBuffersOnMmap();
-    const monitor = await NetworkMonitor.create({ flowTableCapacity: config.flowTableCapacity, packetSampleRate: config.packetSampleRate });
+    const monitor = await NetworkMonitor.create({
+      flowTableCapacity: config.flowTableCapacity,
+      packetSampleRate: config.packetSampleRate,
+      securityEventRingBytes: config.securityEventRingBytes,
+      detectors: detectorOptions(config),
+      allowlist: config.allowlist,
+    });
     const agent = new Agent(config, monitor);
     try {
       monitor.on('error', (e) => agent.emit('error', e));
       monitor.on('security', (e) => {
         agent.securityEvents.push(e);
         agent.emit('security', e);
+      });
+      monitor.on('block', (c) => {
+        agent.blockChanges.push(c);
+        agent.emit('block', c);
+      });
+      monitor.on('lost', (l) => {
+        const report: LostReport = { ...l, at: new Date() };
+        agent.lostReports.push(report);
+        agent.emit('lost', report);
       });
       monitor.startEventProcessing();
       agent.watcher = InterfaceWatcher.start(config.interface);
@@ -127,10 +181,11 @@ export class Agent extends EventEmitter<AgentEvents> {
     const status: InterfaceStatus = { name: r.name, ifindex: r.ifindex, attached: false, hooks: [], notes: [], counters: {} };
     this.interfaces.set(r.ifindex, status);
     try {
-      const info = await this.monitor.attachToInterface(r.name, { xdp: this.config.xdp });
+      const martians = this.martians(r.name);
+      const info = await this.monitor.attachToInterface(r.name, { xdp: this.config.xdp, martians });
       status.attached = true;
       status.hooks = info.hooks.map((h) => `${h.hook} (${h.mode})`);
-      status.notes = info.notes;
+      status.notes = martians ? [...info.notes, 'martian sources reported here'] : info.notes;
     } catch (err) {
       // One bad interface must not stop the others; it shows in stats.
       status.notes = [`not attached: ${(err as Error).message.split('\n')[0]}`];
@@ -210,8 +265,69 @@ export class Agent extends EventEmitter<AgentEvents> {
     return toConversations((this.lastCycle?.flows ?? []).filter((f) => match(f.key, f.interface)));
   }
 
-  recentSecurityEvents(): SecurityEvent[] {
-    return this.securityEvents.toArray();
+  /** Recent security events, filtered, oldest first; the newest `limit`. */
+  recentSecurityEvents(filter: SecurityFilter = {}, limit = Number.POSITIVE_INFINITY): SecurityEvent[] {
+    const match = compileSecurityFilter(filter);
+    return this.securityEvents.toArray().filter(match).slice(-limit);
+  }
+
+  /** A security event with the pod identity of each end, where the inventory knows it. */
+  securityView(e: SecurityEvent): SecurityEventView {
+    return { ...e, attackerIdentity: this.identity(e.attacker.ip) ?? null, targetIdentity: this.identity(e.target.ip) ?? null };
+  }
+
+  /** Security events lost since the start (ring full or sequence gaps, whichever tells of more). */
+  securityEventsLost(): number {
+    const s = this.monitor.getPacketStats().events.security;
+    return Math.max(s.dropped, s.gaps);
+  }
+
+  /** Recent blocks and unblocks, oldest first. */
+  recentBlockChanges(limit = Number.POSITIVE_INFINITY): BlockChange[] {
+    return this.blockChanges.toArray().slice(-limit);
+  }
+
+  /** Recent 'lost' reports, oldest first. */
+  recentLost(): LostReport[] {
+    return this.lostReports.toArray();
+  }
+
+  /** Sources blocked now (a block whose time is up lets frames pass, and leaves the table within a second). */
+  blocks(): Block[] {
+    const now = Date.now();
+    return this.monitor.blocks().filter((b) => b.expiresAt === undefined || b.expiresAt.getTime() > now);
+  }
+
+  /**
+   * Blocks `ip` by hand for `ttlMs` (default: blockTtlMs; 0: until lifted).
+   * An allowlisted address is refused: the allowlist is never blocked.
+   */
+  block(ip: string, ttlMs?: number): Block {
+    if (typeof ip !== 'string' || !isIP(ip)) throw new FilterError('ip', `not an IP address: ${JSON.stringify(ip)}`);
+    if (ttlMs !== undefined) {
+      if (typeof ttlMs !== 'number' || !Number.isInteger(ttlMs) || ttlMs < 0 || ttlMs > MAX_BLOCK_TTL_MS) {
+        throw new FilterError('ttlMs', `must be a whole number of milliseconds from 0 (until lifted) to ${MAX_BLOCK_TTL_MS}, got ${JSON.stringify(ttlMs)}`);
+      }
+    }
+    if (this.allowlist.check(ip, isIP(ip) === 6 ? 'ipv6' : 'ipv4')) {
+      throw new FilterError('ip', `${ip} is on the allowlist, whose sources are never blocked`);
+    }
+    return this.monitor.block(ip, ttlMs === undefined ? {} : { ttlMs });
+  }
+
+  /** Lifts the block on `ip`: its final figures, or undefined if it had none. */
+  unblock(ip: string): Block | undefined {
+    if (typeof ip !== 'string' || !isIP(ip)) throw new FilterError('ip', `not an IP address: ${JSON.stringify(ip)}`);
+    return this.monitor.unblock(ip);
+  }
+
+  detectorConfig(): DetectorConfig {
+    return this.monitor.detectorConfig();
+  }
+
+  /** Changes detector settings at run time; a bad field is a FilterError naming it. Returns the settings now in force. */
+  configureDetectors(change: unknown): DetectorConfig {
+    return this.monitor.configureDetectors(parseDetectorChange(change, this.monitor.detectorConfig()));
   }
 
   stats(): AgentStats {
@@ -231,6 +347,15 @@ export class Agent extends EventEmitter<AgentEvents> {
         securityGaps: ps.events.security.gaps,
         consumer: ps.events.consumerDropped,
       },
+      security: {
+        mode: this.monitor.detectorConfig().mode,
+        sent: ps.events.security.sent,
+        dropped: ps.events.security.dropped,
+        gaps: ps.events.security.gaps,
+        suppressed: ps.events.security.suppressed,
+        detectorStateFailed: ps.detectorStateFailed,
+      },
+      blocks: { active: this.blocks().length, packetsDropped: ps.blocks.packetsDropped, insertFailed: ps.blocks.insertFailed },
       coverage: { seen, attributed, ratio: seen === 0 ? 1 : attributed / seen },
       pipeline: {
         cycles: this.cycles,

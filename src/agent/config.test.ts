@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, loadConfig, parseListen } from './config.js';
+import { ConfigError, detectorOptions, loadConfig, parseListen } from './config.js';
 
 test('defaults, then file, then environment, then flags', () => {
   const dir = mkdtempSync(join(tmpdir(), 'knp-config-'));
@@ -55,4 +55,76 @@ test('a config file that is missing, not JSON, or has unknown fields', () => {
 test('listen addresses', () => {
   assert.deepEqual(parseListen('127.0.0.1:9470'), { host: '127.0.0.1', port: 9470 });
   assert.deepEqual(parseListen('[::1]:9470'), { host: '::1', port: 9470 });
+});
+
+test('detector settings: defaults, and the same fields from file, environment and flags', () => {
+  const d = loadConfig({});
+  assert.equal(d.mode, 'audit', 'audit by default');
+  assert.deepEqual(d.enforce, ['tcp-port-scan', 'udp-port-scan', 'ping-sweep', 'syn-flood', 'icmp-flood']);
+  assert.equal(d.blockTtlMs, 300000);
+  assert.deepEqual(d.allowlist, []);
+  assert.deepEqual(d.martians, []);
+  assert.equal(d.securityEventRingBytes, 256 << 10);
+  assert.deepEqual(d.detectors, {});
+  assert.deepEqual(detectorOptions(d), { mode: 'audit', enforce: d.enforce, blockTtlMs: 300000 });
+
+  const dir = mkdtempSync(join(tmpdir(), 'knp-config-'));
+  try {
+    const file = join(dir, 'agent.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        mode: 'enforce',
+        enforce: ['tcp-port-scan'],
+        allowlist: ['10.0.0.0/8', 'fd00::/8'],
+        martians: ['eth*'],
+        detectors: { portScanPorts: 30, windowMs: 2000, synFloodSyns: 500 },
+      }),
+    );
+    const c = loadConfig({
+      file,
+      env: { KUBENETPROBE_BLOCK_TTL_MS: '60000', KUBENETPROBE_ENFORCE: 'syn-flood, icmp-flood', KUBENETPROBE_WINDOW_MS: '1500', KUBENETPROBE_DETECTORS: 'syn-flood,icmp-flood,tcp-port-scan' },
+      flags: { allowlist: ['198.18.0.1'], detectors: { portScanPorts: '40', udpScanPorts: undefined } },
+    });
+    assert.equal(c.mode, 'enforce', 'from the file');
+    assert.deepEqual(c.enforce, ['syn-flood', 'icmp-flood'], 'env over file, split at commas');
+    assert.equal(c.blockTtlMs, 60000);
+    assert.deepEqual(c.allowlist, ['198.18.0.1'], 'flag over file; a single address is a block of one');
+    assert.deepEqual(c.martians, ['eth*']);
+    assert.deepEqual(c.detectors, { portScanPorts: 40, windowMs: 1500, synFloodSyns: 500, enabled: ['syn-flood', 'icmp-flood', 'tcp-port-scan'] }, 'merged field by field');
+    assert.deepEqual(detectorOptions(c), {
+      portScanPorts: 40,
+      windowMs: 1500,
+      synFloodSyns: 500,
+      enabled: ['syn-flood', 'icmp-flood', 'tcp-port-scan'],
+      mode: 'enforce',
+      enforce: ['syn-flood', 'icmp-flood'],
+      blockTtlMs: 60000,
+    });
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});
+
+test('bad detector settings are rejected with the field named', () => {
+  const bad: [Record<string, unknown>, RegExp][] = [
+    [{ mode: 'block' }, /^invalid config: mode: /],
+    [{ enforce: ['tcp-port-scan', 'port-knock'] }, /^invalid config: enforce\.1: Invalid option: expected one of "tcp-null-scan"\|/],
+    [{ blockTtlMs: -1 }, /^invalid config: blockTtlMs: must be an integer from 0 to 31536000000, got -1/],
+    [{ blockTtlMs: 'soon' }, /^invalid config: blockTtlMs: /],
+    [{ allowlist: ['10.0.0.0/8', '10.0.0.0/33'] }, /^invalid config: allowlist\.1: not a CIDR block: "10\.0\.0\.0\/33" \(e\.g\. 10\.0\.0\.0\/8 or fd00::\/8\)/],
+    [{ allowlist: ['eth0'] }, /^invalid config: allowlist\.0: not a CIDR block: "eth0"/],
+    [{ martians: ['eth0 && reboot'] }, /^invalid config: martians: invalid interface pattern "eth0 && reboot"/],
+    [{ securityEventRingBytes: 5000 }, /^invalid config: securityEventRingBytes: must be a power of two/],
+    [{ securityEventRingBytes: 1024 }, /^invalid config: securityEventRingBytes: /],
+    [{ detectors: { portScanPorts: 0 } }, /^invalid config: detectors\.portScanPorts: must be an integer from 1 to 512, got 0/],
+    [{ detectors: { synFloodHalfOpenPercent: 101 } }, /^invalid config: detectors\.synFloodHalfOpenPercent: must be an integer from 0 to 100, got 101/],
+    [{ detectors: { windowMs: 'fast' } }, /^invalid config: detectors\.windowMs: /],
+    [{ detectors: { enabled: ['land', 'teleport'] } }, /^invalid config: detectors\.enabled\.1: /],
+    [{ detectors: { mode: 'enforce' } }, /^invalid config: detectors\.mode: not a setting/],
+    [{ detectors: { portScanPort: 30 } }, /^invalid config: detectors\.portScanPort: not a setting/],
+  ];
+  for (const [flags, re] of bad) assert.throws(() => loadConfig({ flags }), (e: unknown) => e instanceof ConfigError && re.test(e.message), JSON.stringify(flags));
+  assert.throws(() => loadConfig({ env: { KUBENETPROBE_PORT_SCAN_PORTS: '9999' } }), /invalid config: detectors\.portScanPorts: must be an integer from 1 to 512, got 9999/);
+  assert.throws(() => loadConfig({ env: { KUBENETPROBE_ALLOWLIST: '10.0.0.0/8,nowhere' } }), /invalid config: allowlist\.1: not a CIDR block: "nowhere"/);
 });

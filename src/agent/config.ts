@@ -8,6 +8,9 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { KubeNetProbeError } from '../errors.js';
 import { interfaceMatcher } from './interface-watcher.js';
+import { DEFAULT_DETECTOR_CONFIG, DEFAULT_ENFORCED, DETECTORS, mergeDetectorConfig, type DetectorConfig } from '../monitor/detectors.js';
+import { parseCidr } from '../abi/ip.js';
+import { pageSize } from '../loader/ringbuf.js';
 
 const listen = z
   .string()
@@ -15,6 +18,33 @@ const listen = z
   .refine((s) => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535, 'port must be at most 65535');
 
 const ms = (dflt: number) => z.coerce.number().int().positive().default(dflt);
+
+const detectorName = z.enum(DETECTORS);
+const cidr = z.string().superRefine((s, ctx) => {
+  if (!parseCidr(s)) ctx.addIssue({ code: 'custom', message: `not a CIDR block: ${JSON.stringify(s)} (e.g. 10.0.0.0/8 or fd00::/8)` });
+});
+/** A whole number; its range is the detectors' own (mergeDetectorConfig), checked below. */
+const whole = z.coerce.number().int();
+
+/** Detector thresholds: the library's DetectorConfig less mode, enforce and blockTtlMs (top-level here). */
+const detectorsSchema = z
+  .object({
+    /** Detectors that run (default: all). */
+    enabled: z.array(detectorName).optional(),
+    windowMs: whole.optional(),
+    eventIntervalMs: whole.optional(),
+    maxEventsPerSecond: whole.optional(),
+    synFloodSyns: whole.optional(),
+    synFloodHalfOpenPercent: whole.optional(),
+    portScanPorts: whole.optional(),
+    udpScanPorts: whole.optional(),
+    icmpFloodPackets: whole.optional(),
+    pingSweepHosts: whole.optional(),
+  })
+  .strict()
+  .default({});
+
+export type DetectorSettings = z.infer<typeof detectorsSchema>;
 
 export const configSchema = z
   .object({
@@ -33,21 +63,64 @@ export const configSchema = z
     recentEvents: z.coerce.number().int().min(0).max(1_000_000).default(1000),
     /** A JSON file mapping pod IPs to name, namespace and labels (identity without a cluster). */
     inventory: z.string().min(1).optional(),
+    /** audit: detect and report; enforce: also drop sources the `enforce` detectors flag. */
+    mode: z.enum(['audit', 'enforce']).default('audit'),
+    /** In enforce mode, the detectors whose flagged sources are blocked. */
+    enforce: z.array(detectorName).default([...DEFAULT_ENFORCED]),
+    /** How long a blocked source stays blocked (ms); 0 = until lifted. */
+    blockTtlMs: whole.default(DEFAULT_DETECTOR_CONFIG.blockTtlMs),
+    /** CIDR blocks (or single addresses) that are never blocked. */
+    allowlist: z.array(cidr).default([]),
+    /** Interface names or globs on which frames from martian sources (loopback, multicast, reserved) are reported. */
+    martians: z.array(z.string()).default([]),
+    /** Security-event ring size in bytes (power of two, at least a page). */
+    securityEventRingBytes: z.coerce
+      .number()
+      .int()
+      .min(pageSize)
+      .max(1 << 30)
+      .refine((n) => (n & (n - 1)) === 0, 'must be a power of two')
+      .default(256 << 10),
+    detectors: detectorsSchema,
   })
   .strict()
   .superRefine((c, ctx) => {
-    try {
-      interfaceMatcher(c.interface);
-    } catch (err) {
-      ctx.addIssue({ code: 'custom', path: ['interface'], message: (err as Error).message });
+    for (const field of ['interface', 'martians'] as const) {
+      if (field === 'martians' && c.martians.length === 0) continue;
+      try {
+        interfaceMatcher(c[field]);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', path: [field], message: firstLine(err) });
+      }
+    }
+    // Ranges are the library's: ask it, one field at a time, so the error names the field.
+    const check = (path: string[], change: Partial<DetectorConfig>): void => {
+      try {
+        mergeDetectorConfig(DEFAULT_DETECTOR_CONFIG, change);
+      } catch (err) {
+        // "detectors.portScanPorts must be ..." -> "must be ..."
+        const message = firstLine(err).replace(/^detectors\.\w+:?\s*/, '');
+        ctx.addIssue({ code: 'custom', path, message });
+      }
+    };
+    check(['blockTtlMs'], { blockTtlMs: c.blockTtlMs });
+    for (const [field, value] of Object.entries(c.detectors)) {
+      if (field !== 'enabled' && value !== undefined) check(['detectors', field], { [field]: value });
     }
   });
+
+function firstLine(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0]!;
+}
 
 export type AgentConfig = z.infer<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;
 
+type TopField = Exclude<keyof AgentConfig, 'detectors'>;
+type DetectorField = keyof DetectorSettings;
+
 /** Environment variables, by config field. */
-export const ENV: Record<keyof AgentConfig, string> = {
+export const ENV: Record<TopField, string> = {
   interface: 'KUBENETPROBE_INTERFACE',
   listen: 'KUBENETPROBE_LISTEN',
   xdp: 'KUBENETPROBE_XDP',
@@ -59,7 +132,30 @@ export const ENV: Record<keyof AgentConfig, string> = {
   recentFlows: 'KUBENETPROBE_RECENT_FLOWS',
   recentEvents: 'KUBENETPROBE_RECENT_EVENTS',
   inventory: 'KUBENETPROBE_INVENTORY',
+  mode: 'KUBENETPROBE_MODE',
+  enforce: 'KUBENETPROBE_ENFORCE',
+  blockTtlMs: 'KUBENETPROBE_BLOCK_TTL_MS',
+  allowlist: 'KUBENETPROBE_ALLOWLIST',
+  martians: 'KUBENETPROBE_MARTIANS',
+  securityEventRingBytes: 'KUBENETPROBE_SECURITY_EVENT_RING_BYTES',
 };
+
+/** Environment variables for the `detectors` fields. */
+export const DETECTOR_ENV: Record<DetectorField, string> = {
+  enabled: 'KUBENETPROBE_DETECTORS',
+  windowMs: 'KUBENETPROBE_WINDOW_MS',
+  eventIntervalMs: 'KUBENETPROBE_EVENT_INTERVAL_MS',
+  maxEventsPerSecond: 'KUBENETPROBE_MAX_EVENTS_PER_SECOND',
+  synFloodSyns: 'KUBENETPROBE_SYN_FLOOD_SYNS',
+  synFloodHalfOpenPercent: 'KUBENETPROBE_SYN_FLOOD_HALF_OPEN_PERCENT',
+  portScanPorts: 'KUBENETPROBE_PORT_SCAN_PORTS',
+  udpScanPorts: 'KUBENETPROBE_UDP_SCAN_PORTS',
+  icmpFloodPackets: 'KUBENETPROBE_ICMP_FLOOD_PACKETS',
+  pingSweepHosts: 'KUBENETPROBE_PING_SWEEP_HOSTS',
+};
+
+/** Fields that are lists: comma-separated in the environment. */
+const LISTS = new Set<string>(['interface', 'enforce', 'allowlist', 'martians', 'enabled']);
 
 export class ConfigError extends KubeNetProbeError {
   constructor(message: string) {
@@ -67,13 +163,21 @@ export class ConfigError extends KubeNetProbeError {
   }
 }
 
-function fromEnv(env: NodeJS.ProcessEnv): Partial<Record<keyof AgentConfig, unknown>> {
-  const out: Partial<Record<keyof AgentConfig, unknown>> = {};
-  for (const [field, name] of Object.entries(ENV) as [keyof AgentConfig, string][]) {
-    const v = env[name];
-    if (v === undefined || v === '') continue;
-    out[field] = field === 'interface' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v;
-  }
+const splitList = (v: string): string[] => v.split(',').map((s) => s.trim()).filter(Boolean);
+
+function fromEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const read = (table: Record<string, string>): Record<string, unknown> => {
+    const out: Record<string, unknown> = {};
+    for (const [field, name] of Object.entries(table)) {
+      const v = env[name];
+      if (v === undefined || v === '') continue;
+      out[field] = LISTS.has(field) ? splitList(v) : v;
+    }
+    return out;
+  };
+  const out = read(ENV);
+  const detectors = read(DETECTOR_ENV);
+  if (Object.keys(detectors).length) out['detectors'] = detectors;
   return out;
 }
 
@@ -93,21 +197,42 @@ function fromFile(path: string): Record<string, unknown> {
   }
 }
 
-/** Merges the sources and validates them; throws ConfigError naming the field. */
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const defined = (o: Record<string, unknown>): Record<string, unknown> => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+
+/** Later sources win, field by field; `detectors` is merged one level down. */
+function mergeSources(...sources: Record<string, unknown>[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const s of sources) {
+    for (const [k, v] of Object.entries(defined(s))) {
+      out[k] = k === 'detectors' && isObject(v) && isObject(out[k]) ? { ...out[k], ...defined(v) } : v;
+    }
+  }
+  return out;
+}
+
+/**
+ * Merges the sources and validates them; throws ConfigError naming the
+ * field. Flags come in the schema's shape (thresholds under `detectors`).
+ */
 export function loadConfig(sources: { flags?: Record<string, unknown>; env?: NodeJS.ProcessEnv; file?: string }): AgentConfig {
-  const defined = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
-  const merged = {
-    ...(sources.file ? fromFile(sources.file) : {}),
-    ...fromEnv(sources.env ?? {}),
-    ...defined(sources.flags ?? {}),
-  };
+  const flags = { ...(sources.flags ?? {}) };
+  if (isObject(flags['detectors'])) flags['detectors'] = defined(flags['detectors']);
+  const merged = mergeSources(sources.file ? fromFile(sources.file) : {}, fromEnv(sources.env ?? {}), flags);
   const r = configSchema.safeParse(merged);
   if (!r.success) {
     const issue = r.error.issues[0]!;
-    const field = issue.path.join('.') || (issue.code === 'unrecognized_keys' ? issue.keys.join(', ') : 'config');
-    throw new ConfigError(`invalid config: ${field}: ${issue.message}`);
+    const path = issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0]!] : issue.path;
+    const field = path.join('.') || 'config';
+    const settings = issue.path[0] === 'detectors' ? Object.keys(DETECTOR_ENV) : [...Object.keys(ENV), 'detectors'];
+    throw new ConfigError(`invalid config: ${field}: ${issue.code === 'unrecognized_keys' ? `not a setting (settings here: ${settings.join(', ')})` : issue.message}`);
   }
   return r.data;
+}
+
+/** The library's detector settings for a config. */
+export function detectorOptions(c: AgentConfig): Partial<DetectorConfig> {
+  return { ...defined(c.detectors), mode: c.mode, enforce: c.enforce, blockTtlMs: c.blockTtlMs };
 }
 
 export function parseListen(s: string): { host: string; port: number } {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FilterError, compileFilter, parseFilter } from './flow-filter.js';
+import { FilterError, addressMatcher, compileFilter, parseFilter } from './flow-filter.js';
 import type { FlowKey } from '../types.js';
 
 const key: FlowKey = { family: 'ipv4', srcIp: '198.18.1.5', dstIp: '198.18.2.9', srcPort: 40000, dstPort: 80, protocol: 'TCP', protocolNumber: 6, direction: 'ingress', ifindex: 4 };
@@ -55,4 +55,14 @@ test('namespace and pod match either end where identity is known', () => {
   assert.ok(m({ pod: 'shop/api' }));
   assert.ok(!m({ pod: 'default/api' }));
   assert.ok(!m({ pod: 'api' }, v6), 'unknown addresses never match an identity filter');
+});
+
+test('addressMatcher: the ip and cidr filters alone, for one address', () => {
+  const m = (p: Record<string, string>, ip: string) => addressMatcher(parseFilter(p))(ip);
+  assert.ok(m({}, '198.18.1.5'));
+  assert.ok(m({ ip: '198.18.1.5', port: '80' }, '198.18.1.5'), 'port does not apply to an address');
+  assert.ok(!m({ ip: '198.18.1.5' }, '198.18.1.6'));
+  assert.ok(m({ cidr: '198.18.0.0/15' }, '198.18.1.6'));
+  assert.ok(!m({ cidr: '198.18.0.0/15' }, 'fd00::1'));
+  assert.ok(m({ cidr: 'fd00::/8' }, 'fd00::1'));
 });

@@ -35,6 +35,9 @@ export class FilterError extends InvalidArgumentError {
   }
 }
 
+/** The flow filters' parameter names. */
+export const FLOW_FILTER_PARAMS = ['ip', 'cidr', 'port', 'protocol', 'direction', 'interface', 'namespace', 'pod'] as const;
+
 const PROTOCOLS = new Set(['tcp', 'udp', 'icmp', 'icmpv6']);
 /** Kubernetes object names: DNS labels and subdomains. */
 const K8S_NAME = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/;
@@ -85,7 +88,7 @@ export function parseFilter(params: Record<string, string | undefined>): FlowFil
         break;
       }
       default:
-        throw new FilterError(name, 'unknown filter (ip, cidr, port, protocol, direction, interface, namespace, pod)');
+        throw new FilterError(name, `unknown filter (${FLOW_FILTER_PARAMS.join(', ')})`);
     }
   }
   return f;
@@ -113,4 +116,13 @@ export function compileFilter(f: FlowFilter, identity: IdentityResolver = () => 
     (f.interface === undefined || iface === f.interface) &&
     (f.namespace === undefined || isIn(k.srcIp, (id) => id.namespace === f.namespace) || isIn(k.dstIp, (id) => id.namespace === f.namespace)) &&
     (f.pod === undefined || isIn(k.srcIp, podMatch) || isIn(k.dstIp, podMatch));
+}
+
+/** The filter's address parts (ip, cidr) alone, for things that have one address (a block). */
+export function addressMatcher(f: FlowFilter): (ip: string) => boolean {
+  const match = compileFilter({ ...(f.ip !== undefined ? { ip: f.ip } : {}), ...(f.cidr !== undefined ? { cidr: f.cidr } : {}) });
+  return (ip) => {
+    const family = isIP(ip) === 6 ? 'ipv6' : 'ipv4';
+    return match({ family, srcIp: ip, dstIp: ip, srcPort: 0, dstPort: 0, protocol: '', protocolNumber: 0, direction: 'ingress', ifindex: 0 }, undefined);
+  };
 }

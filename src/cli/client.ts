@@ -27,9 +27,33 @@ function checkServer(server: string): URL {
 }
 
 export async function apiGet<T>(server: string, path: string, query: Record<string, string | undefined> = {}, signal?: AbortSignal): Promise<T> {
-  const r = await request(server, path, query, signal);
-  const body = (await r.json()) as T & { error?: { message: string } };
-  if (!r.ok) throw new KubeNetProbeError('INVALID_ARGUMENT', `the agent refused: ${body.error?.message ?? r.statusText}`);
+  return readBody<T>(await request(server, path, query, signal));
+}
+
+/** A request that changes something (POST, PATCH, DELETE), with a JSON body if given. */
+export async function apiSend<T>(server: string, method: 'POST' | 'PATCH' | 'DELETE', path: string, body?: unknown): Promise<T> {
+  const u = new URL(path, checkServer(server));
+  let r: Response;
+  try {
+    r = await fetch(u, { method, ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }) });
+  } catch (err) {
+    throw new NoAgentError(server, err);
+  }
+  return readBody<T>(r);
+}
+
+/** The JSON body of a good answer; the agent's own message for a bad one. */
+async function readBody<T>(r: Response): Promise<T> {
+  let body: (T & { error?: { message: string } }) | undefined;
+  try {
+    body = (await r.json()) as T & { error?: { message: string } };
+  } catch {
+    body = undefined;
+  }
+  if (!r.ok || body === undefined) {
+    const message = body?.error?.message ?? `HTTP ${r.status} ${r.statusText}`;
+    throw new KubeNetProbeError('INVALID_ARGUMENT', r.status === 404 && body?.error ? message : `the agent refused: ${message}`);
+  }
   return body;
 }
 
@@ -42,6 +66,13 @@ export async function request(server: string, path: string, query: Record<string
     if (signal?.aborted) throw err;
     throw new NoAgentError(server, err);
   }
+}
+
+/** Opens the agent's live stream; a refused query is an error with the agent's message. */
+export async function openStream(server: string, query: Record<string, string | undefined>): Promise<Response> {
+  const r = await request(server, '/api/v1/events', query);
+  if (!r.ok) await readBody(r);
+  return r;
 }
 
 /** Reads a server-sent-event stream and calls `onEvent` per event. */

@@ -6,14 +6,38 @@
  */
 import { Command, Option } from 'commander';
 import { KubeNetProbeError } from '../errors.js';
-import { DEFAULT_SERVER, apiGet, followEvents, request } from './client.js';
-import { flowLine, renderFlows, renderStats, type FlowWire, type OutputFormat } from './render.js';
+import { DEFAULT_SERVER, apiGet, apiSend, followEvents, openStream } from './client.js';
+import {
+  blockChangeCompact,
+  blockChangeLine,
+  flowLine,
+  lostCompact,
+  lostLine,
+  renderBlocks,
+  renderFlows,
+  renderSecurityEvents,
+  renderStats,
+  securityCompact,
+  securityLine,
+  type BlockChangeWire,
+  type BlockWire,
+  type FlowWire,
+  type LostWire,
+  type OutputFormat,
+  type SecurityEventWire,
+} from './render.js';
 import type { AgentStats } from '../agent/agent.js';
+import { SECURITY_EVENT_TYPES } from '../agent/security-filter.js';
+import { DEFAULT_DETECTOR_CONFIG, DEFAULT_ENFORCED } from '../monitor/detectors.js';
 
 const program = new Command()
   .name('kubenetprobe')
   .description('eBPF network monitor for Kubernetes nodes')
-  .showHelpAfterError();
+  .showHelpAfterError()
+  // A command's options go after its name (`blocks -o json`, `blocks lift IP --server URL`).
+  .enablePositionalOptions()
+  // Usage errors exit 2, as every other usage error here does; help exits 0.
+  .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
 
 function output(value: string): OutputFormat {
   if (value !== 'table' && value !== 'json' && value !== 'compact') {
@@ -35,6 +59,63 @@ program
   });
 
 const collect = (v: string, prev: string[] | undefined): string[] => [...(prev ?? []), v];
+/** A list flag: repeat it, or give several comma-separated. */
+const collectList = (v: string, prev: string[] | undefined): string[] => [...(prev ?? []), ...v.split(',').map((s) => s.trim()).filter(Boolean)];
+
+/** A whole number flag from `min`. */
+function whole(flag: string, value: string, min: number): number {
+  if (!/^\d{1,9}$/.test(value) || Number(value) < min) throw new KubeNetProbeError('INVALID_ARGUMENT', `${flag} must be a whole number from ${min}, got ${value}`);
+  return Number(value);
+}
+
+/**
+ * Subscribes to the live stream, then prints the history, then what came
+ * live meanwhile and after: nothing falls between the two.
+ */
+async function followAfter(server: string, query: Record<string, string | undefined>, history: () => Promise<void>, onEvent: (event: string, data: string) => void): Promise<void> {
+  const res = await openStream(server, query);
+  let pending: [string, string][] | undefined = [];
+  let hello!: () => void;
+  const subscribed = new Promise<void>((resolve) => (hello = resolve));
+  const live = followEvents(res, (event, data) => {
+    if (event === 'hello') hello();
+    else if (pending) pending.push([event, data]);
+    else onEvent(event, data);
+  });
+  const ended = (): KubeNetProbeError =>
+    new KubeNetProbeError('SYSTEM', `the agent at ${server} ended the stream`, { hint: 'it stopped or restarted; run the command again once it is back' });
+  await Promise.race([subscribed, live.catch(() => undefined)]);
+  await history();
+  const buffered = pending;
+  pending = undefined;
+  for (const [event, data] of buffered) onEvent(event, data);
+  try {
+    await live;
+  } catch {
+    throw ended();
+  }
+  throw ended();
+}
+
+/** Writes one event from the live stream in the chosen format; false for events it does not print. */
+function printStreamEvent(event: string, data: string, format: OutputFormat): boolean {
+  const line = (json: Record<string, unknown>, text: string): void => {
+    process.stdout.write(`${format === 'json' ? JSON.stringify(json) : text}\n`);
+  };
+  if (event === 'security') {
+    const e = JSON.parse(data) as SecurityEventWire;
+    line(securityLine(e), securityCompact(e));
+  } else if (event === 'block') {
+    const c = JSON.parse(data) as BlockChangeWire;
+    line(blockChangeLine(c), blockChangeCompact(c));
+  } else if (event === 'lost') {
+    const l = JSON.parse(data) as LostWire;
+    line(lostLine(l), lostCompact(l));
+  } else {
+    return false;
+  }
+  return true;
+}
 
 program
   .command('agent')
@@ -49,15 +130,37 @@ program
   .option('--idle-timeout-ms <ms>', 'a flow idle this long gets its final record and leaves the table')
   .option('--active-timeout-ms <ms>', 'a long flow gets a record at least this often')
   .option('--recent-flows <n>', 'finished flows kept queryable in memory')
-  .option('--recent-events <n>', 'security events kept queryable in memory')
+  .option('--recent-events <n>', 'security events (and, as many again, block changes and lost-event reports) kept queryable in memory')
   .option('--inventory <file>', 'JSON file of pods (name, namespace, labels, ip): identity without a cluster')
-  .addHelpText('after', '\nEvery setting can also come from the environment (KUBENETPROBE_INTERFACE=veth*,eth0, KUBENETPROBE_LISTEN, ...) or the config file; flags win over the environment, which wins over the file.')
+  .addOption(new Option('--mode <mode>', 'audit: detect and report; enforce: also drop sources the --enforce detectors flag (default audit)').choices(['audit', 'enforce']))
+  .option('--enforce <detectors>', `in enforce mode, block sources flagged by these detectors; comma-separated or repeated (default ${DEFAULT_ENFORCED.join(',')})`, collectList)
+  .option('--block-ttl-ms <ms>', `how long a source stays blocked; 0 = until lifted (default ${DEFAULT_DETECTOR_CONFIG.blockTtlMs})`)
+  .option('--allowlist <cidr>', 'sources in this block are never blocked; comma-separated or repeated', collectList)
+  .option('--martians <name|glob>', 'report frames from impossible source addresses (loopback, multicast, reserved) arriving on these interfaces', collectList)
+  .option('--detectors <names>', 'the detectors that run (default all); comma-separated or repeated', collectList)
+  .option('--port-scan-ports <n>', `TCP port scan: distinct ports one source probes per window (default ${DEFAULT_DETECTOR_CONFIG.portScanPorts})`)
+  .option('--udp-scan-ports <n>', `UDP port scan: distinct ports one source probes per window (default ${DEFAULT_DETECTOR_CONFIG.udpScanPorts})`)
+  .option('--syn-flood-syns <n>', `SYN flood: SYNs to one destination per window, mostly never completed (default ${DEFAULT_DETECTOR_CONFIG.synFloodSyns})`)
+  .option('--icmp-flood-packets <n>', `ICMP flood: echo requests to one destination per window (default ${DEFAULT_DETECTOR_CONFIG.icmpFloodPackets})`)
+  .option('--ping-sweep-hosts <n>', `ping sweep: distinct hosts one source pings per window (default ${DEFAULT_DETECTOR_CONFIG.pingSweepHosts})`)
+  .addHelpText(
+    'after',
+    [
+      '',
+      'Every setting can also come from the environment (KUBENETPROBE_INTERFACE=veth*,eth0, KUBENETPROBE_LISTEN, KUBENETPROBE_MODE, ...) or the',
+      'config file; flags win over the environment, which wins over the file. The detector thresholds sit under "detectors" in the file',
+      '({"detectors": {"portScanPorts": 30, "windowMs": 1000}}); windowMs, eventIntervalMs, maxEventsPerSecond, synFloodHalfOpenPercent and',
+      'securityEventRingBytes have no flag. See docs/api.md for every field.',
+    ].join('\n'),
+  )
   .action(async (opts: Record<string, unknown>) => {
     // Loaded here, not at the top: the other commands need no kernel access.
     const { loadConfig, parseListen } = await import('../agent/config.js');
     const { Agent } = await import('../agent/agent.js');
     const { startApiServer } = await import('../api/server.js');
-    const config = loadConfig({ flags: { ...opts, config: undefined }, env: process.env, ...(typeof opts['config'] === 'string' ? { file: opts['config'] } : {}) });
+    const { detectors, portScanPorts, udpScanPorts, synFloodSyns, icmpFloodPackets, pingSweepHosts, config: file, ...rest } = opts;
+    const flags = { ...rest, detectors: { enabled: detectors, portScanPorts, udpScanPorts, synFloodSyns, icmpFloodPackets, pingSweepHosts } };
+    const config = loadConfig({ flags, env: process.env, ...(typeof file === 'string' ? { file } : {}) });
     const agent = await Agent.start(config);
     let api;
     try {
@@ -70,6 +173,12 @@ program
     const attached = agent.stats().interfaces.filter((i) => i.attached).map((i) => i.name);
     process.stdout.write(`kubenetprobe agent: watching ${config.interface.join(', ')}; attached to ${attached.join(', ') || 'nothing yet'}\n`);
     process.stdout.write(`kubenetprobe agent: API at ${api.url}\n`);
+    const d = agent.detectorConfig();
+    process.stdout.write(
+      d.mode === 'enforce'
+        ? `kubenetprobe agent: enforce mode: sources flagged by ${d.enforce.join(', ') || 'no detector'} are blocked ${d.blockTtlMs ? `for ${d.blockTtlMs / 1000} s` : 'until lifted'}${config.allowlist.length ? `; never ${config.allowlist.join(', ')}` : ''}\n`
+        : `kubenetprobe agent: audit mode: ${d.enabled.length} detectors report; nothing is blocked but by hand (kubenetprobe blocks add)\n`,
+    );
     const stop = (sig: string): void => {
       process.stdout.write(`kubenetprobe agent: ${sig}, detaching\n`);
       void api.close().then(() => agent.close()).then(() => process.exit(0));
@@ -118,15 +227,17 @@ filterOptions(
     .command('observe')
     .description('show flows from a running agent, like `hubble observe`')
     .option('-n, --last <n>', 'the last N flows', '20')
-    .option('-f, --follow', 'then keep printing flow records and security events as they come')
+    .option('-f, --follow', 'then keep printing flow records, security events, blocks and lost-event reports as they come')
+    .option('--no-security', 'with --follow: leave out security events and blocks (lost-event reports stay)')
     .option('-o, --output <format>', 'table, json (one object per line) or compact', 'table'),
-).action(async (opts: FilterOpts & { last: string; follow?: boolean; output: string }) => {
+).action(async (opts: FilterOpts & { last: string; follow?: boolean; security: boolean; output: string }) => {
   const format = output(opts.output);
-  const { flows } = await apiGet<{ flows: FlowWire[] }>(opts.server, '/api/v1/flows', { ...filterQuery(opts), limit: opts.last });
-  if (flows.length) process.stdout.write(`${renderFlows(flows, format)}\n`);
-  if (!opts.follow) return;
-  const res = await request(opts.server, '/api/v1/events', filterQuery(opts));
-  await followEvents(res, (event, data) => {
+  const history = async (): Promise<void> => {
+    const { flows } = await apiGet<{ flows: FlowWire[] }>(opts.server, '/api/v1/flows', { ...filterQuery(opts), limit: opts.last });
+    if (flows.length) process.stdout.write(`${renderFlows(flows, format)}\n`);
+  };
+  if (!opts.follow) return history();
+  await followAfter(opts.server, { ...filterQuery(opts), kinds: opts.security ? 'flow,security,block,lost' : 'flow,lost' }, history, (event, data) => {
     if (event === 'flow') {
       const r = JSON.parse(data) as { reason: string; flow: FlowWire; deltaPackets: number; deltaBytes: number };
       process.stdout.write(
@@ -134,16 +245,90 @@ filterOptions(
           ? `${JSON.stringify(flowLine(r.flow, { record: r.reason, deltaPackets: r.deltaPackets, deltaBytes: r.deltaBytes }))}\n`
           : `${renderFlows([{ ...r.flow, state: r.reason }], 'compact')}\n`,
       );
-    } else if (event === 'security') {
-      const e = JSON.parse(data) as { timestamp: string; severity: string; type: string; description: string; attacker: { ip: string; port: number }; target: { ip: string; port: number }; interface?: string };
-      process.stdout.write(
-        format === 'json'
-          ? `${JSON.stringify({ time: e.timestamp, event: 'security', type: e.type, severity: e.severity, attacker: e.attacker, target: e.target, interface: e.interface ?? null, description: e.description })}\n`
-          : `${e.timestamp} SECURITY ${e.severity} ${e.type} ${e.attacker.ip}:${e.attacker.port} -> ${e.target.ip}:${e.target.port} on ${e.interface ?? '?'}\n`,
-      );
+    } else {
+      printStreamEvent(event, data, format);
     }
   });
 });
+
+program
+  .command('events')
+  .description('security events from a running agent (scans, floods, sweeps, land and martian packets, blocks), oldest first')
+  .option('--type <types>', `only these types, comma-separated: ${SECURITY_EVENT_TYPES.join(', ')}`)
+  .option('--severity <level>', 'at least this severity: info, low, medium, high or critical')
+  .option('--source <ip|cidr>', 'only events whose attacker is this address or in this block')
+  .option('-n, --last <n>', 'the last N events (0: none, with --follow)', '20')
+  .option('-f, --follow', 'then keep printing security events, blocks and lost-event reports as they come')
+  .option('-o, --output <format>', 'table, json (one object per line) or compact', 'table')
+  .option('--server <url>', 'the agent to ask', DEFAULT_SERVER)
+  .action(async (opts: { type?: string; severity?: string; source?: string; last: string; follow?: boolean; output: string; server: string }) => {
+    const format = output(opts.output);
+    const last = whole('--last', opts.last, opts.follow ? 0 : 1);
+    const filters = { type: opts.type, severity: opts.severity, source: opts.source };
+    // A security event that both the history and the live stream have (the
+    // same CPU and sequence number) prints once.
+    const seen = new Set<string>();
+    const history = async (): Promise<void> => {
+      if (last === 0) return;
+      const { events, lost } = await apiGet<{ events: SecurityEventWire[]; lost: number }>(opts.server, '/api/v1/security-events', { ...filters, limit: String(last) });
+      for (const e of events) seen.add(`${e.cpu}:${e.seq}`);
+      if (events.length) process.stdout.write(`${renderSecurityEvents(events, format)}\n`);
+      else if (format === 'table' && !opts.follow) process.stdout.write('no security events that match (yet)\n');
+      if (lost > 0 && format !== 'json') process.stderr.write(`kubenetprobe: ${lost} security events were lost since the agent started (see \`kubenetprobe stats\`)\n`);
+    };
+    if (!opts.follow) return history();
+    await followAfter(opts.server, { ...filters, kinds: 'security,block,lost' }, history, (event, data) => {
+      if (event === 'security') {
+        const e = JSON.parse(data) as { cpu: number; seq: string };
+        if (seen.has(`${e.cpu}:${e.seq}`)) return;
+      }
+      printStreamEvent(event, data, format === 'table' ? 'compact' : format);
+    });
+  });
+
+const blocks = program
+  .command('blocks')
+  .description('sources blocked now (enforce mode, or by hand): address, why, since when, until when, frames dropped; lift one, add one, or see what changed')
+  .option('-o, --output <format>', 'table or json (one object per line)', 'table')
+  .option('--server <url>', 'the agent to ask', DEFAULT_SERVER)
+  .action(async (opts: { output: string; server: string }) => {
+    if (opts.output !== 'table' && opts.output !== 'json') throw new KubeNetProbeError('INVALID_ARGUMENT', `--output must be table or json, got ${opts.output}`);
+    const { blocks: list } = await apiGet<{ blocks: BlockWire[] }>(opts.server, '/api/v1/blocks');
+    if (list.length) process.stdout.write(`${renderBlocks(list, opts.output)}\n`);
+    else if (opts.output === 'table') process.stdout.write('nothing is blocked\n');
+  });
+
+blocks
+  .command('lift <ip>')
+  .description('lift the block on IP now')
+  .option('--server <url>', 'the agent to ask', DEFAULT_SERVER)
+  .action(async (ip: string, opts: { server: string }) => {
+    const { block } = await apiSend<{ block: BlockWire }>(opts.server, 'DELETE', `/api/v1/blocks/${encodeURIComponent(ip)}`);
+    process.stdout.write(`lifted the block on ${block.ip} (${block.reason}); ${block.packetsDropped} packets were dropped\n`);
+  });
+
+blocks
+  .command('add <ip>')
+  .description('block IP by hand: frames from it are dropped (the allowlist is refused)')
+  .option('--ttl-ms <ms>', "how long; 0 = until lifted (default: the agent's blockTtlMs)")
+  .option('--server <url>', 'the agent to ask', DEFAULT_SERVER)
+  .action(async (ip: string, opts: { ttlMs?: string; server: string }) => {
+    const ttlMs = opts.ttlMs === undefined ? undefined : whole('--ttl-ms', opts.ttlMs, 0);
+    const { block } = await apiSend<{ block: BlockWire }>(opts.server, 'POST', '/api/v1/blocks', ttlMs === undefined ? { ip } : { ip, ttlMs });
+    process.stdout.write(`blocked ${block.ip} ${block.expiresAt ? `until ${block.expiresAt}` : 'until lifted'}\n`);
+  });
+
+blocks
+  .command('history')
+  .description('recent blocks and unblocks (by a detector, by hand, expired), oldest first')
+  .option('-n, --last <n>', 'the last N changes', '20')
+  .option('-o, --output <format>', 'compact or json (one object per line)', 'compact')
+  .option('--server <url>', 'the agent to ask', DEFAULT_SERVER)
+  .action(async (opts: { last: string; output: string; server: string }) => {
+    if (opts.output !== 'compact' && opts.output !== 'json') throw new KubeNetProbeError('INVALID_ARGUMENT', `--output must be compact or json, got ${opts.output}`);
+    const { changes } = await apiGet<{ changes: BlockChangeWire[] }>(opts.server, '/api/v1/blocks/history', { limit: String(whole('--last', opts.last, 1)) });
+    for (const c of changes) process.stdout.write(`${opts.output === 'json' ? JSON.stringify(blockChangeLine(c)) : blockChangeCompact(c)}\n`);
+  });
 
 program
   .command('demo')

@@ -1,0 +1,71 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { blockChangeCompact, blockChangeLine, lostCompact, lostLine, relative, renderBlocks, renderSecurityEvents, securityCompact, securityLine, type SecurityEventWire } from './render.js';
+
+const event: SecurityEventWire = {
+  timestamp: '2026-11-26T14:00:33.456Z',
+  type: 'tcp-port-scan',
+  severity: 'high',
+  description: 'TCP port scan (SYN): 198.18.1.5 probed 20 ports on 198.18.1.9 within 1000 ms (threshold 20)',
+  key: { protocol: 'TCP', direction: 'ingress', ifindex: 7 },
+  attacker: { ip: '198.18.1.5', port: 40000 },
+  target: { ip: '198.18.1.9', port: 443 },
+  attackerIdentity: { namespace: 'default', pod: 'attacker' },
+  targetIdentity: null,
+  interface: 'veth1',
+  hook: 'tc-ingress',
+  count: 20,
+  threshold: 20,
+  windowMs: 1000,
+  suppressed: 0,
+  tcpFlags: ['SYN'],
+  cpu: 1,
+  seq: '42',
+};
+
+test('security json lines: the documented fields, in order', () => {
+  const line = securityLine(event);
+  assert.deepEqual(Object.keys(line), [
+    'time', 'event', 'type', 'severity', 'attacker', 'target', 'attackerNamespace', 'attackerPod', 'targetNamespace', 'targetPod',
+    'interface', 'hook', 'protocol', 'count', 'threshold', 'windowMs', 'suppressed', 'tcpFlags', 'cpu', 'seq', 'description',
+  ]);
+  assert.equal(line['seq'], 42);
+  assert.equal(line['attackerPod'], 'attacker');
+  assert.equal(line['targetPod'], null);
+  assert.equal(renderSecurityEvents([event], 'json'), JSON.stringify(line));
+});
+
+test('security table and compact lines', () => {
+  const t = renderSecurityEvents([event], 'table').split('\n');
+  assert.match(t[0]!, /^TIME +SEVERITY +TYPE +ATTACKER +TARGET +INTERFACE +DESCRIPTION$/);
+  assert.match(t[1]!, /^2026-11-26 14:00:33\.456 +high +tcp-port-scan +default\/attacker:40000 +198\.18\.1\.9:443 +veth1 +TCP port scan \(SYN\): /);
+  assert.equal(securityCompact(event), `2026-11-26T14:00:33.456Z SECURITY high tcp-port-scan 198.18.1.5:40000 -> 198.18.1.9:443 on veth1: ${event.description}`);
+});
+
+test('blocks, block changes and lost reports', () => {
+  const block = { ip: '198.18.1.5', reason: 'manual', createdAt: '2026-11-26T14:00:00.000Z', expiresAt: '2026-11-26T14:05:00.000Z', packetsDropped: 12 };
+  const now = Date.parse('2026-11-26T14:01:00.000Z');
+  const t = renderBlocks([block, { ...block, ip: 'fd00::5', reason: 'tcp-port-scan', expiresAt: undefined }], 'table', now).split('\n');
+  assert.match(t[0]!, /^IP +REASON +SINCE +EXPIRES +DROPPED$/);
+  assert.match(t[1]!, /^198\.18\.1\.5 +manual +2026-11-26 14:00:00\.000 +2026-11-26 14:05:00\.000 \(in 4 min\) +12$/);
+  assert.match(t[2]!, /^fd00::5 +tcp-port-scan +2026-11-26 14:00:00\.000 +until lifted +12$/);
+  assert.equal(renderBlocks([block], 'json'), JSON.stringify({ ip: '198.18.1.5', reason: 'manual', createdAt: block.createdAt, expiresAt: block.expiresAt, packetsDropped: 12 }));
+  const change = { action: 'unblocked' as const, cause: 'expired' as const, block, at: '2026-11-26T14:05:00.100Z' };
+  assert.deepEqual(blockChangeLine(change), { time: change.at, event: 'block', action: 'unblocked', cause: 'expired', ip: '198.18.1.5', reason: 'manual', createdAt: block.createdAt, expiresAt: block.expiresAt, packetsDropped: 12 });
+  assert.equal(blockChangeCompact(change), '2026-11-26T14:05:00.100Z BLOCK 198.18.1.5 unblocked (expired) after 12 packets dropped');
+  assert.equal(
+    blockChangeCompact({ action: 'blocked', cause: 'detector', block: { ...block, reason: 'tcp-port-scan', expiresAt: undefined }, at: block.createdAt }),
+    '2026-11-26T14:00:00.000Z BLOCK 198.18.1.5 blocked (by tcp-port-scan) until lifted',
+  );
+  const lost = { ring: 'security', count: 76, total: 80, at: '2026-11-26T14:00:01.000Z' };
+  assert.deepEqual(lostLine(lost), { time: lost.at, event: 'lost', ring: 'security', count: 76, total: 80 });
+  assert.equal(lostCompact(lost), '2026-11-26T14:00:01.000Z LOST 76 security events (80 since the agent started)');
+});
+
+test('relative times', () => {
+  assert.equal(relative(30_000), 'in 30 s');
+  assert.equal(relative(-90_000), '90 s ago');
+  assert.equal(relative(300_000), 'in 5 min');
+  assert.equal(relative(3 * 3_600_000), 'in 3 h');
+  assert.equal(relative(3 * 86_400_000), 'in 3 d');
+});

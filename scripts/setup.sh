@@ -16,6 +16,7 @@ command -v setpriv >/dev/null || need_apt+=(util-linux)
 # Test and benchmark tools: packet crafting, ping, traffic.
 command -v hping3 >/dev/null || need_apt+=(hping3)
 command -v nmap >/dev/null || need_apt+=(nmap)
+command -v prometheus >/dev/null || need_apt+=(prometheus)
 command -v ping >/dev/null || need_apt+=(iputils-ping)
 command -v iperf3 >/dev/null || need_apt+=(iperf3)
 command -v ethtool >/dev/null || need_apt+=(ethtool)

@@ -20,6 +20,7 @@ import { Inventory, type PodIdentity } from './inventory.js';
 import { compileSecurityFilter, type SecurityFilter } from './security-filter.js';
 import { parseDetectorChange } from './detector-change.js';
 import type { DetectorConfig } from '../monitor/detectors.js';
+import { NO_EXPORT_STATS, startExporters, type Exporters, type ExportStats } from '../export/index.js';
 
 export interface AgentEvents {
   record: [FlowRecord];
@@ -65,6 +66,8 @@ export interface AgentStats {
   /** Packets TC parsed against packets it could attribute to a flow (the rest hit a full table). */
   coverage: { seen: number; attributed: number; ratio: number };
   pipeline: { cycles: number; lastCycleMs: number | undefined; recentFlows: number; recentFlowsDropped: number; recentEvents: number };
+  /** The exporters (JSON lines, OTLP): lines written and dropped, records sent and failed; null where off. */
+  export: ExportStats;
 }
 
 const MAX_BLOCK_TTL_MS = 365 * 86_400_000;
@@ -107,6 +110,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private pipeline: FlowPipeline | undefined;
   private watcher: InterfaceWatcher | undefined;
   private readonly inventory: Inventory | undefined;
+  private exporters: Exporters | undefined;
 
   private constructor(
     readonly config: AgentConfig,
@@ -124,6 +128,11 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.allowlist.addSubnet(addr, prefix === undefined ? (family === 'ipv4' ? 32 : 128) : Number(prefix), family);
     }
     this.inventory = config.inventory ? Inventory.load(config.inventory) : undefined;
+  }
+
+  /** Every pod whose identity is known, by IP (for per-pod metrics). */
+  knownPods(): Iterable<[string, PodIdentity]> {
+    return this.inventory?.entries() ?? [];
   }
 
   /** The pod behind an address, where the inventory knows it. */
@@ -144,6 +153,8 @@ export class Agent extends EventEmitter<AgentEvents> {
     });
     const agent = new Agent(config, monitor);
     try {
+      // Exporters first, so they see every event; a JSON lines path that cannot be opened fails the start.
+      agent.exporters = await startExporters(agent, config);
       monitor.on('error', (e) => agent.emit('error', e));
       monitor.on('security', (e) => {
         agent.securityEvents.push(e);
@@ -364,6 +375,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         recentFlowsDropped: this.finished.dropped,
         recentEvents: this.securityEvents.size,
       },
+      export: this.exporters?.stats() ?? NO_EXPORT_STATS,
     };
   }
 
@@ -373,5 +385,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     await this.pipeline?.close();
     this.watcher?.close();
     await this.monitor.close();
+    // Last: the pipeline's and the monitor's final records are flushed with the rest.
+    await this.exporters?.close();
   }
 }

@@ -23,6 +23,56 @@ const detectorName = z.enum(DETECTORS);
 const cidr = z.string().superRefine((s, ctx) => {
   if (!parseCidr(s)) ctx.addIssue({ code: 'custom', message: `not a CIDR block: ${JSON.stringify(s)} (e.g. 10.0.0.0/8 or fd00::/8)` });
 });
+/** An http(s) URL, for otlpEndpoint. */
+const otlpEndpoint = z.string().superRefine((s, ctx) => {
+  let u: URL | undefined;
+  try {
+    u = new URL(s);
+  } catch {
+    // reported below
+  }
+  if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:')) {
+    ctx.addIssue({ code: 'custom', message: `must be an http:// or https:// URL, e.g. http://otel-collector:4318; got ${JSON.stringify(s)}` });
+  }
+});
+
+/** An HTTP header name (RFC 9110 token). */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/**
+ * Collector headers: an object in the file, "name=value" pairs (a list, or
+ * comma-separated as OTEL_EXPORTER_OTLP_HEADERS, values percent-decoded)
+ * from flags and the environment.
+ */
+const otlpHeaders = z
+  .union([z.record(z.string(), z.string()), z.array(z.string()), z.string()])
+  .transform((v, ctx): Record<string, string> => {
+    let pairs: [string, string][];
+    if (typeof v === 'object' && !Array.isArray(v)) {
+      pairs = Object.entries(v);
+    } else {
+      pairs = [];
+      for (const item of (Array.isArray(v) ? v : [v]).flatMap((x) => x.split(',')).map((x) => x.trim()).filter(Boolean)) {
+        const eq = item.indexOf('=');
+        if (eq <= 0) {
+          ctx.addIssue({ code: 'custom', message: `expected name=value, got ${JSON.stringify(item)}` });
+          return {};
+        }
+        let value = item.slice(eq + 1).trim();
+        try {
+          value = decodeURIComponent(value);
+        } catch {
+          // not percent-encoded: taken as it is
+        }
+        pairs.push([item.slice(0, eq).trim(), value]);
+      }
+    }
+    for (const [name, value] of pairs) {
+      if (!HEADER_NAME.test(name)) ctx.addIssue({ code: 'custom', message: `not an HTTP header name: ${JSON.stringify(name)}` });
+      else if (/[\r\n\0]/.test(value)) ctx.addIssue({ code: 'custom', message: `the value of ${name} has a line break or NUL` });
+    }
+    return Object.fromEntries(pairs);
+  });
+
 /** A whole number; its range is the detectors' own (mergeDetectorConfig), checked below. */
 const whole = z.coerce.number().int();
 
@@ -61,6 +111,8 @@ export const configSchema = z
     /** How many finished flows and events stay queryable in memory. */
     recentFlows: z.coerce.number().int().min(0).max(1_000_000).default(10000),
     recentEvents: z.coerce.number().int().min(0).max(1_000_000).default(1000),
+    /** Pods that get metric series of their own (top by bytes); the rest are summed under pod="other". */
+    podSeriesBudget: z.coerce.number().int().min(0).max(10_000).default(100),
     /** A JSON file mapping pod IPs to name, namespace and labels (identity without a cluster). */
     inventory: z.string().min(1).optional(),
     /** audit: detect and report; enforce: also drop sources the `enforce` detectors flag. */
@@ -81,6 +133,20 @@ export const configSchema = z
       .max(1 << 30)
       .refine((n) => (n & (n - 1)) === 0, 'must be a power of two')
       .default(256 << 10),
+    // --- export (src/export/): JSON lines and OTLP; both off unless set ---
+    /** Flow records and events as JSON lines: 'stdout' or a file path (rotated by size). */
+    exportJsonLines: z.string().min(1, "give 'stdout' or a file path").optional(),
+    /** The JSON lines file rotates before it would grow past this many bytes. */
+    exportMaxBytes: z.coerce.number().int().min(1024).max(2 ** 40).default(100 << 20),
+    /** Rotated JSON lines files kept (path.1 .. path.N); 0 keeps none. */
+    exportKeepFiles: z.coerce.number().int().min(0).max(1000).default(5),
+    /** OTLP/HTTP collector for the same records: a base URL (http://collector:4318) or the full /v1/logs URL. */
+    otlpEndpoint: otlpEndpoint.optional(),
+    /** Extra headers for the collector: {"name": "value"}, or "name=value,name=value" as OTEL_EXPORTER_OTLP_HEADERS. */
+    otlpHeaders: otlpHeaders.optional(),
+    /** How OTLP is encoded: protobuf (OTLP's default) or JSON. */
+    otlpProtocol: z.enum(['http/protobuf', 'http/json']).default('http/protobuf'),
+    // --- end export ---
     detectors: detectorsSchema,
   })
   .strict()
@@ -131,6 +197,7 @@ export const ENV: Record<TopField, string> = {
   activeTimeoutMs: 'KUBENETPROBE_ACTIVE_TIMEOUT_MS',
   recentFlows: 'KUBENETPROBE_RECENT_FLOWS',
   recentEvents: 'KUBENETPROBE_RECENT_EVENTS',
+  podSeriesBudget: 'KUBENETPROBE_POD_SERIES_BUDGET',
   inventory: 'KUBENETPROBE_INVENTORY',
   mode: 'KUBENETPROBE_MODE',
   enforce: 'KUBENETPROBE_ENFORCE',
@@ -138,6 +205,12 @@ export const ENV: Record<TopField, string> = {
   allowlist: 'KUBENETPROBE_ALLOWLIST',
   martians: 'KUBENETPROBE_MARTIANS',
   securityEventRingBytes: 'KUBENETPROBE_SECURITY_EVENT_RING_BYTES',
+  exportJsonLines: 'KUBENETPROBE_EXPORT_JSON_LINES',
+  exportMaxBytes: 'KUBENETPROBE_EXPORT_MAX_BYTES',
+  exportKeepFiles: 'KUBENETPROBE_EXPORT_KEEP_FILES',
+  otlpEndpoint: 'KUBENETPROBE_OTLP_ENDPOINT',
+  otlpHeaders: 'KUBENETPROBE_OTLP_HEADERS',
+  otlpProtocol: 'KUBENETPROBE_OTLP_PROTOCOL',
 };
 
 /** Environment variables for the `detectors` fields. */

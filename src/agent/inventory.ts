@@ -74,4 +74,9 @@ export class Inventory {
   get size(): number {
     return this.byIp.size;
   }
+
+  /** Every pod the file names, by IP. */
+  entries(): IterableIterator<[string, PodIdentity]> {
+    return this.byIp.entries();
+  }
 }

@@ -9,6 +9,7 @@
  * only and refuse requests that come from a web page (an Origin header):
  * a page in a browser on this node must not be able to block addresses.
  */
+import { AgentMetrics } from '../metrics/agent-metrics.js';
 import type { Server } from 'node:http';
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { streamSSE } from 'hono/streaming';
@@ -113,8 +114,15 @@ function blockRequest(body: unknown): { ip: string; ttlMs: number | undefined } 
   return { ip: o['ip'], ttlMs: o['ttlMs'] as number | undefined };
 }
 
-export function createApp(agent: Agent): Hono {
+export function createApp(agent: Agent, metrics?: AgentMetrics): Hono {
   const app = new Hono();
+
+  if (metrics) {
+    app.get('/metrics', async (c) => {
+      const { contentType, body } = await metrics.scrape();
+      return c.body(body, 200, { 'content-type': contentType });
+    });
+  }
 
   app.get('/healthz', (c) => json(c, { status: 'ok' }));
   app.get('/readyz', (c) => (agent.ready ? json(c, { status: 'ready' }) : json(c, { status: 'starting' }, 503)));
@@ -211,7 +219,10 @@ export interface ApiServer {
 
 /** Listens on host:port; a taken port or an address that isn't ours is a clear error. */
 export async function startApiServer(agent: Agent, listen: { host: string; port: number }): Promise<ApiServer> {
-  const server = createAdaptorServer({ fetch: createApp(agent).fetch }) as Server;
+  // The metrics live as long as the server that serves them.
+  const metrics = new AgentMetrics(agent, { podSeriesBudget: agent.config.podSeriesBudget });
+  const server = createAdaptorServer({ fetch: createApp(agent, metrics).fetch }) as Server;
+  server.once('close', () => metrics.close());
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => {
       const where = `${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${listen.port}`;
@@ -221,6 +232,9 @@ export async function startApiServer(agent: Agent, listen: { host: string; port:
       else reject(err);
     });
     server.listen(listen.port, listen.host, () => resolve());
+  }).catch((err: unknown) => {
+    metrics.close();
+    throw err;
   });
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : listen.port;

@@ -132,6 +132,7 @@ program
   .option('--recent-flows <n>', 'finished flows kept queryable in memory')
   .option('--recent-events <n>', 'security events (and, as many again, block changes and lost-event reports) kept queryable in memory')
   .option('--inventory <file>', 'JSON file of pods (name, namespace, labels, ip): identity without a cluster')
+  .option('--pod-series-budget <n>', 'pods that get metric series of their own on /metrics, the top ones by bytes; the rest are summed under pod="other" (default 100)')
   .addOption(new Option('--mode <mode>', 'audit: detect and report; enforce: also drop sources the --enforce detectors flag (default audit)').choices(['audit', 'enforce']))
   .option('--enforce <detectors>', `in enforce mode, block sources flagged by these detectors; comma-separated or repeated (default ${DEFAULT_ENFORCED.join(',')})`, collectList)
   .option('--block-ttl-ms <ms>', `how long a source stays blocked; 0 = until lifted (default ${DEFAULT_DETECTOR_CONFIG.blockTtlMs})`)
@@ -143,6 +144,12 @@ program
   .option('--syn-flood-syns <n>', `SYN flood: SYNs to one destination per window, mostly never completed (default ${DEFAULT_DETECTOR_CONFIG.synFloodSyns})`)
   .option('--icmp-flood-packets <n>', `ICMP flood: echo requests to one destination per window (default ${DEFAULT_DETECTOR_CONFIG.icmpFloodPackets})`)
   .option('--ping-sweep-hosts <n>', `ping sweep: distinct hosts one source pings per window (default ${DEFAULT_DETECTOR_CONFIG.pingSweepHosts})`)
+  .option('--export-json-lines <stdout|file>', 'write flow records and events as JSON lines to stdout or to this file (rotated by size; reopened on SIGHUP)')
+  .option('--export-max-bytes <n>', 'rotate the JSON lines file before it grows past this (default 104857600)')
+  .option('--export-keep-files <n>', 'rotated JSON lines files kept: FILE.1 .. FILE.N (default 5)')
+  .option('--otlp-endpoint <url>', 'also send them as OTLP logs to this collector, e.g. http://otel-collector:4318')
+  .option('--otlp-headers <name=value>', 'headers for the collector; comma-separated or repeated', collectList)
+  .addOption(new Option('--otlp-protocol <protocol>', 'OTLP encoding (default http/protobuf)').choices(['http/protobuf', 'http/json']))
   .addHelpText(
     'after',
     [
@@ -161,6 +168,8 @@ program
     const { detectors, portScanPorts, udpScanPorts, synFloodSyns, icmpFloodPackets, pingSweepHosts, config: file, ...rest } = opts;
     const flags = { ...rest, detectors: { enabled: detectors, portScanPorts, udpScanPorts, synFloodSyns, icmpFloodPackets, pingSweepHosts } };
     const config = loadConfig({ flags, env: process.env, ...(typeof file === 'string' ? { file } : {}) });
+    // With JSON lines on stdout, stdout carries nothing else: the agent's own messages go to stderr.
+    const say = config.exportJsonLines === 'stdout' ? process.stderr : process.stdout;
     const agent = await Agent.start(config);
     let api;
     try {
@@ -171,16 +180,16 @@ program
     }
     agent.on('error', (e) => process.stderr.write(`kubenetprobe agent: ${e.message}\n`));
     const attached = agent.stats().interfaces.filter((i) => i.attached).map((i) => i.name);
-    process.stdout.write(`kubenetprobe agent: watching ${config.interface.join(', ')}; attached to ${attached.join(', ') || 'nothing yet'}\n`);
-    process.stdout.write(`kubenetprobe agent: API at ${api.url}\n`);
+    say.write(`kubenetprobe agent: watching ${config.interface.join(', ')}; attached to ${attached.join(', ') || 'nothing yet'}\n`);
+    say.write(`kubenetprobe agent: API at ${api.url}, Prometheus metrics at ${api.url}/metrics\n`);
     const d = agent.detectorConfig();
-    process.stdout.write(
+    say.write(
       d.mode === 'enforce'
         ? `kubenetprobe agent: enforce mode: sources flagged by ${d.enforce.join(', ') || 'no detector'} are blocked ${d.blockTtlMs ? `for ${d.blockTtlMs / 1000} s` : 'until lifted'}${config.allowlist.length ? `; never ${config.allowlist.join(', ')}` : ''}\n`
         : `kubenetprobe agent: audit mode: ${d.enabled.length} detectors report; nothing is blocked but by hand (kubenetprobe blocks add)\n`,
     );
     const stop = (sig: string): void => {
-      process.stdout.write(`kubenetprobe agent: ${sig}, detaching\n`);
+      say.write(`kubenetprobe agent: ${sig}, detaching\n`);
       void api.close().then(() => agent.close()).then(() => process.exit(0));
     };
     process.once('SIGINT', () => stop('SIGINT'));

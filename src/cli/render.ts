@@ -4,48 +4,14 @@
  * names are stable and documented in the README).
  */
 import type { AgentStats } from '../agent/agent.js';
+import { blockChangeLine, blockLine, flowLine, lostLine, securityLine, type BlockChangeWire, type BlockWire, type FlowWire, type LostWire, type SecurityEventWire } from '../export/lines.js';
+
+// The json lines and the wire types live in src/export/lines.ts, shared with
+// the exporters; they are re-exported here for the CLI and its tests.
+export { blockChangeLine, blockLine, flowLine, lostLine, securityLine };
+export type { BlockChangeWire, BlockWire, FlowWire, LostWire, SecurityEventWire };
 
 export type OutputFormat = 'table' | 'json' | 'compact';
-
-/** A flow as the API sends it (dates as ISO strings). */
-export interface FlowWire {
-  key: { srcIp: string; dstIp: string; srcPort: number; dstPort: number; protocol: string; direction: string; ifindex: number; icmp?: { type: number; code: number } };
-  interface?: string;
-  packets: number;
-  bytes: number;
-  firstSeen: string;
-  lastSeen: string;
-  tcpFlags: string[];
-  state?: string;
-  packetsPerSec?: number;
-  bytesPerSec?: number;
-  source?: { namespace: string; pod: string } | null;
-  destination?: { namespace: string; pod: string } | null;
-}
-
-/** The stable json line for a flow. */
-export function flowLine(f: FlowWire, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    time: f.lastSeen,
-    firstSeen: f.firstSeen,
-    interface: f.interface ?? null,
-    direction: f.key.direction,
-    protocol: f.key.protocol,
-    srcIp: f.key.srcIp,
-    srcPort: f.key.srcPort,
-    srcNamespace: f.source?.namespace ?? null,
-    srcPod: f.source?.pod ?? null,
-    dstIp: f.key.dstIp,
-    dstPort: f.key.dstPort,
-    dstNamespace: f.destination?.namespace ?? null,
-    dstPod: f.destination?.pod ?? null,
-    packets: f.packets,
-    bytes: f.bytes,
-    tcpFlags: f.tcpFlags,
-    state: f.state ?? null,
-    ...extra,
-  };
-}
 
 const ep = (ip: string, port: number): string => (ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`);
 /** namespace/pod:port where the identity is known, else the address. */
@@ -99,102 +65,6 @@ export function renderStats(s: AgentStats, format: OutputFormat): string {
     `pipeline     ${s.pipeline.cycles} cycles, last ${s.pipeline.lastCycleMs?.toFixed(1) ?? '-'} ms; ${s.pipeline.recentFlows} recent flows, ${s.pipeline.recentEvents} recent events`,
   ];
   return lines.join('\n');
-}
-
-/** A security event as the API sends it (dates as ISO strings, seq as a string). */
-export interface SecurityEventWire {
-  timestamp: string;
-  type: string;
-  severity: string;
-  description: string;
-  key: { protocol: string; direction: string; ifindex: number };
-  attacker: { ip: string; port: number };
-  target: { ip: string; port: number };
-  attackerIdentity?: { namespace: string; pod: string } | null;
-  targetIdentity?: { namespace: string; pod: string } | null;
-  interface?: string;
-  hook: string;
-  count: number;
-  threshold: number;
-  windowMs: number;
-  suppressed: number;
-  tcpFlags: string[];
-  cpu: number;
-  seq: string;
-}
-
-export interface BlockWire {
-  ip: string;
-  reason: string;
-  createdAt: string;
-  expiresAt?: string;
-  packetsDropped: number;
-}
-
-export interface BlockChangeWire {
-  action: 'blocked' | 'unblocked';
-  cause: 'detector' | 'manual' | 'expired';
-  block: BlockWire;
-  at: string;
-}
-
-export interface LostWire {
-  ring: string;
-  count: number;
-  total: number;
-  at: string;
-}
-
-/** The stable json line for a security event. */
-export function securityLine(e: SecurityEventWire): Record<string, unknown> {
-  return {
-    time: e.timestamp,
-    event: 'security',
-    type: e.type,
-    severity: e.severity,
-    attacker: e.attacker,
-    target: e.target,
-    attackerNamespace: e.attackerIdentity?.namespace ?? null,
-    attackerPod: e.attackerIdentity?.pod ?? null,
-    targetNamespace: e.targetIdentity?.namespace ?? null,
-    targetPod: e.targetIdentity?.pod ?? null,
-    interface: e.interface ?? null,
-    hook: e.hook,
-    protocol: e.key.protocol,
-    count: e.count,
-    threshold: e.threshold,
-    windowMs: e.windowMs,
-    suppressed: e.suppressed,
-    tcpFlags: e.tcpFlags,
-    cpu: e.cpu,
-    seq: Number(e.seq),
-    description: e.description,
-  };
-}
-
-/** The stable json line for a block or an unblock. */
-export function blockChangeLine(c: BlockChangeWire): Record<string, unknown> {
-  return {
-    time: c.at,
-    event: 'block',
-    action: c.action,
-    cause: c.cause,
-    ip: c.block.ip,
-    reason: c.block.reason,
-    createdAt: c.block.createdAt,
-    expiresAt: c.block.expiresAt ?? null,
-    packetsDropped: c.block.packetsDropped,
-  };
-}
-
-/** The stable json line for a lost-events report. */
-export function lostLine(l: LostWire): Record<string, unknown> {
-  return { time: l.at, event: 'lost', ring: l.ring, count: l.count, total: l.total };
-}
-
-/** The stable json line for a current block. */
-export function blockLine(b: BlockWire): Record<string, unknown> {
-  return { ip: b.ip, reason: b.reason, createdAt: b.createdAt, expiresAt: b.expiresAt ?? null, packetsDropped: b.packetsDropped };
 }
 
 const tableTime = (iso: string): string => iso.replace('T', ' ').replace('Z', '');

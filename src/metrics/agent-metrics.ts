@@ -1,0 +1,243 @@
+/**
+ * The agent's Prometheus metrics (prom-client), served on /metrics. Every
+ * name starts with kubenetprobe_; docs/metrics.md lists them all.
+ *
+ * Counters that the kernel or the agent already keep as totals are set
+ * from them at each scrape (reset, then the current totals): a series whose
+ * interface or pod is gone simply isn't set again, so it disappears from
+ * /metrics. No label is ever an IP address or a port; pod labels are capped
+ * by the budget (PodTraffic).
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Agent } from '../agent/agent.js';
+import type { PipelineCycle } from '../agent/flow-pipeline.js';
+import type { SecurityEvent } from '../types.js';
+import { PodTraffic } from './pod-traffic.js';
+
+export interface AgentMetricsOptions {
+  /** Pods that get series of their own; the rest are summed under pod="other". */
+  podSeriesBudget: number;
+}
+
+const DIRECTION = { 'tc-ingress': 'ingress', 'tc-egress': 'egress' } as const;
+
+export class AgentMetrics {
+  readonly registry = new Registry();
+  private readonly pods: PodTraffic;
+  private readonly cycleSeconds: Histogram;
+  private readonly securityEvents: Counter;
+  private readonly onCycle = (c: PipelineCycle): void => this.cycle(c);
+  private readonly onSecurity = (e: SecurityEvent): void => this.securityEvents.inc({ type: e.type, severity: e.severity });
+  private activeFlows = 0;
+  private closed = false;
+
+  constructor(
+    private readonly agent: Agent,
+    options: AgentMetricsOptions,
+  ) {
+    this.pods = new PodTraffic(options.podSeriesBudget);
+    const registers = [this.registry];
+    const prefix = 'kubenetprobe_';
+    collectDefaultMetrics({ register: this.registry, prefix });
+
+    // Set at each scrape from the agent's totals.
+    const stats = () => this.agent.stats();
+    // prom-client calls collect() with the metric as `this`; these read our state.
+    const activeFlows = (): number => this.activeFlows;
+    const podSeries = () => this.pods.series();
+    new Counter({
+      name: `${prefix}packets_total`,
+      help: 'IP packets parsed by TC, by interface and direction (frames that are not IP or not whole are in kubenetprobe_packets_unparsed_total)',
+      labelNames: ['interface', 'direction'],
+      registers,
+      collect() {
+        this.reset();
+        for (const i of stats().interfaces) {
+          for (const [hook, direction] of Object.entries(DIRECTION)) {
+            const c = i.counters[hook as keyof typeof DIRECTION];
+            if (c) this.inc({ interface: i.name, direction }, c.packets.parsed);
+          }
+        }
+      },
+    });
+    new Counter({
+      name: `${prefix}bytes_total`,
+      help: 'Bytes of IP packets parsed by TC (whole frames as the hook saw them), by interface and direction',
+      labelNames: ['interface', 'direction'],
+      registers,
+      collect() {
+        this.reset();
+        for (const i of stats().interfaces) {
+          for (const [hook, direction] of Object.entries(DIRECTION)) {
+            const c = i.counters[hook as keyof typeof DIRECTION];
+            if (c) this.inc({ interface: i.name, direction }, c.bytes.parsed);
+          }
+        }
+      },
+    });
+    new Counter({
+      name: `${prefix}packets_unparsed_total`,
+      help: 'Frames TC saw but did not account to a flow, by reason: non_ip (ARP, LLDP, ...), truncated, malformed',
+      labelNames: ['interface', 'direction', 'reason'],
+      registers,
+      collect() {
+        this.reset();
+        for (const i of stats().interfaces) {
+          for (const [hook, direction] of Object.entries(DIRECTION)) {
+            const c = i.counters[hook as keyof typeof DIRECTION];
+            if (!c) continue;
+            this.inc({ interface: i.name, direction, reason: 'non_ip' }, c.packets.nonIp);
+            this.inc({ interface: i.name, direction, reason: 'truncated' }, c.packets.truncated);
+            this.inc({ interface: i.name, direction, reason: 'malformed' }, c.packets.malformed);
+          }
+        }
+      },
+    });
+    new Counter({
+      name: `${prefix}drops_total`,
+      help: 'Packets dropped or not recorded, by reason: blocked (enforce mode dropped the frame), flow_table_full (counted but not recorded in a flow)',
+      labelNames: ['reason'],
+      registers,
+      collect() {
+        this.reset();
+        const s = stats();
+        this.inc({ reason: 'blocked' }, s.blocks.packetsDropped);
+        this.inc({ reason: 'flow_table_full' }, s.flowTable.insertFailed);
+      },
+    });
+    new Gauge({
+      name: `${prefix}flows_active`,
+      help: 'Flows in the kernel table at the last pipeline cycle',
+      registers,
+      collect() {
+        this.set(activeFlows());
+      },
+    });
+    new Gauge({
+      name: `${prefix}flow_table_entries`,
+      help: 'Entries in the kernel flow table',
+      registers,
+      collect() {
+        this.set(stats().flowTable.entries);
+      },
+    });
+    new Gauge({
+      name: `${prefix}flow_table_capacity`,
+      help: 'Entries the kernel flow table holds',
+      registers,
+      collect() {
+        this.set(stats().flowTable.capacity);
+      },
+    });
+    new Counter({
+      name: `${prefix}flow_table_insert_failures_total`,
+      help: 'Flows the kernel could not record because the table was full',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(stats().flowTable.insertFailed);
+      },
+    });
+    new Counter({
+      name: `${prefix}events_lost_total`,
+      help: 'Events lost, by ring: packet and security (ring full, counted by the kernel; security also by sequence gaps), consumer (a slow reader here)',
+      labelNames: ['ring'],
+      registers,
+      collect() {
+        this.reset();
+        const l = stats().lost;
+        this.inc({ ring: 'packet' }, l.packetEvents);
+        this.inc({ ring: 'security' }, Math.max(l.securityEvents, l.securityGaps));
+        this.inc({ ring: 'consumer' }, l.consumer);
+      },
+    });
+    this.securityEvents = new Counter({
+      name: `${prefix}security_events_total`,
+      help: 'Security events received, by type and severity',
+      labelNames: ['type', 'severity'],
+      registers,
+    });
+    new Counter({
+      name: `${prefix}security_events_suppressed_total`,
+      help: 'Security events held back by the rate limits (per source and type, and per CPU), counted in the kernel',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(stats().security.suppressed);
+      },
+    });
+    new Gauge({
+      name: `${prefix}blocks_active`,
+      help: 'Sources blocked now (enforce mode or by hand)',
+      registers,
+      collect() {
+        this.set(stats().blocks.active);
+      },
+    });
+    new Gauge({
+      name: `${prefix}coverage_ratio`,
+      help: 'Packets attributed to flows over packets TC parsed (1 unless the flow table was full)',
+      registers,
+      collect() {
+        this.set(stats().coverage.ratio);
+      },
+    });
+    this.cycleSeconds = new Histogram({
+      name: `${prefix}pipeline_cycle_duration_seconds`,
+      help: 'How long one flow pipeline cycle took (read, evict, account)',
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+    const podCounter = (name: string, help: string, field: 'Bytes' | 'Packets') =>
+      new Counter({
+        name: `${prefix}${name}`,
+        help,
+        labelNames: ['namespace', 'pod', 'direction'],
+        registers,
+        collect() {
+          this.reset();
+          const { pods, other } = podSeries();
+          const set = (namespace: string, pod: string, c: { sentBytes: number; sentPackets: number; receivedBytes: number; receivedPackets: number }): void => {
+            this.inc({ namespace, pod, direction: 'sent' }, c[`sent${field}`]);
+            this.inc({ namespace, pod, direction: 'received' }, c[`received${field}`]);
+          };
+          for (const [key, c] of pods) {
+            const slash = key.indexOf('/');
+            set(key.slice(0, slash), key.slice(slash + 1), c);
+          }
+          set('other', 'other', other);
+        },
+      });
+    podCounter('pod_bytes_total', `Bytes each pod sent and received (IP header and payload); the top ${options.podSeriesBudget} pods by bytes have series of their own, the rest are summed under namespace="other", pod="other"`, 'Bytes');
+    podCounter('pod_packets_total', 'Packets each pod sent and received, under the same budget as kubenetprobe_pod_bytes_total', 'Packets');
+
+    agent.on('cycle', this.onCycle);
+    agent.on('security', this.onSecurity);
+  }
+
+  private cycle(c: PipelineCycle): void {
+    this.cycleSeconds.observe(c.durationMs / 1000);
+    let live = 0;
+    for (let i = 0; i < c.snapshot.count; i++) if (!c.snapshot.removed[i]) live++;
+    this.activeFlows = live;
+    const pods: [string, string][] = [];
+    for (const [ip, id] of this.agent.knownPods()) pods.push([ip, `${id.namespace}/${id.pod}`]);
+    this.pods.setPods(pods);
+    // Flows that ended this cycle first: the read no longer has them.
+    for (const r of c.records) if (r.reason === 'final') this.pods.ended(r.flow.key, r.flow.packets, r.flow.bytes);
+    this.pods.read(c.snapshot);
+  }
+
+  /** The text exposition format. */
+  async scrape(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.agent.off('cycle', this.onCycle);
+    this.agent.off('security', this.onSecurity);
+    this.registry.clear();
+  }
+}

@@ -179,21 +179,23 @@ program
       throw err;
     }
     agent.on('error', (e) => process.stderr.write(`kubenetprobe agent: ${e.message}\n`));
-    const attached = agent.stats().interfaces.filter((i) => i.attached).map((i) => i.name);
-    say.write(`kubenetprobe agent: watching ${config.interface.join(', ')}; attached to ${attached.join(', ') || 'nothing yet'}\n`);
-    say.write(`kubenetprobe agent: API at ${api.url}, Prometheus metrics at ${api.url}/metrics\n`);
-    const d = agent.detectorConfig();
-    say.write(
-      d.mode === 'enforce'
-        ? `kubenetprobe agent: enforce mode: sources flagged by ${d.enforce.join(', ') || 'no detector'} are blocked ${d.blockTtlMs ? `for ${d.blockTtlMs / 1000} s` : 'until lifted'}${config.allowlist.length ? `; never ${config.allowlist.join(', ')}` : ''}\n`
-        : `kubenetprobe agent: audit mode: ${d.enabled.length} detectors report; nothing is blocked but by hand (kubenetprobe blocks add)\n`,
-    );
+    // Signals first: whoever waits for "API at" below may stop the agent at once.
     const stop = (sig: string): void => {
       say.write(`kubenetprobe agent: ${sig}, detaching\n`);
       void api.close().then(() => agent.close()).then(() => process.exit(0));
     };
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
+    const attached = agent.stats().interfaces.filter((i) => i.attached).map((i) => i.name);
+    say.write(`kubenetprobe agent: watching ${config.interface.join(', ')}; attached to ${attached.join(', ') || 'nothing yet'}\n`);
+    const d = agent.detectorConfig();
+    say.write(
+      d.mode === 'enforce'
+        ? `kubenetprobe agent: enforce mode: sources flagged by ${d.enforce.join(', ') || 'no detector'} are blocked ${d.blockTtlMs ? `for ${d.blockTtlMs / 1000} s` : 'until lifted'}${config.allowlist.length ? `; never ${config.allowlist.join(', ')}` : ''}\n`
+        : `kubenetprobe agent: audit mode: ${d.enabled.length} detectors report; nothing is blocked but by hand (kubenetprobe blocks add)\n`,
+    );
+    // Last: the line tests and scripts wait for.
+    say.write(`kubenetprobe agent: API at ${api.url}, Prometheus metrics at ${api.url}/metrics\n`);
   });
 
 const filterOptions = (cmd: Command): Command =>

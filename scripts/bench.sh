@@ -7,6 +7,7 @@
 #   bench/ringbuf-read.ts  ring buffer read rate vs libbpf's ring_buffer__consume
 #   bench/flow-read.ts     reading 100k flows vs get_next_key + lookup per key
 #   bench/agent-pipeline.ts  one agent pipeline cycle and peak RSS at 10k/100k/1M flows vs a raw read
+#   bench/history-store.ts  flow history: writes/s, top-10 talkers and a time series over 1M records vs plain JS
 #
 # Each benchmark measures its baseline in the same run, interleaved. Goal
 # misses are results, not failures; the script fails only when a benchmark
@@ -29,7 +30,7 @@ for src in bench/bpf/*.bpf.c; do
   echo "built $obj"
 done
 
-benches=(prog-cost detector-cost ringbuf-read flow-read agent-pipeline)
+benches=(prog-cost detector-cost ringbuf-read flow-read agent-pipeline history-store)
 for b in "${benches[@]}"; do rm -f "$out/$b.json"; done
 rm -f "$out/results.json"
 

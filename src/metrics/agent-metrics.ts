@@ -11,7 +11,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Agent } from '../agent/agent.js';
 import type { PipelineCycle } from '../agent/flow-pipeline.js';
-import type { SecurityEvent } from '../types.js';
+import type { OutcomeCounts, SecurityEvent } from '../types.js';
 import { PodTraffic } from './pod-traffic.js';
 
 export interface AgentMetricsOptions {
@@ -42,6 +42,15 @@ export class AgentMetrics {
 
     // Set at each scrape from the agent's totals.
     const stats = () => this.agent.stats();
+    /** Each interface's TC counters by direction (XDP sees the same frames: left out). */
+    const eachHook = (fn: (iface: string, direction: string, c: { packets: OutcomeCounts; bytes: OutcomeCounts }) => void): void => {
+      for (const i of stats().interfaces) {
+        for (const [hook, direction] of Object.entries(DIRECTION)) {
+          const c = i.counters[hook as keyof typeof DIRECTION];
+          if (c) fn(i.name, direction, c);
+        }
+      }
+    };
     // prom-client calls collect() with the metric as `this`; these read our state.
     const activeFlows = (): number => this.activeFlows;
     const podSeries = () => this.pods.series();
@@ -52,12 +61,7 @@ export class AgentMetrics {
       registers,
       collect() {
         this.reset();
-        for (const i of stats().interfaces) {
-          for (const [hook, direction] of Object.entries(DIRECTION)) {
-            const c = i.counters[hook as keyof typeof DIRECTION];
-            if (c) this.inc({ interface: i.name, direction }, c.packets.parsed);
-          }
-        }
+        eachHook((iface, direction, c) => this.inc({ interface: iface, direction }, c.packets.parsed));
       },
     });
     new Counter({
@@ -67,12 +71,7 @@ export class AgentMetrics {
       registers,
       collect() {
         this.reset();
-        for (const i of stats().interfaces) {
-          for (const [hook, direction] of Object.entries(DIRECTION)) {
-            const c = i.counters[hook as keyof typeof DIRECTION];
-            if (c) this.inc({ interface: i.name, direction }, c.bytes.parsed);
-          }
-        }
+        eachHook((iface, direction, c) => this.inc({ interface: iface, direction }, c.bytes.parsed));
       },
     });
     new Counter({
@@ -82,15 +81,11 @@ export class AgentMetrics {
       registers,
       collect() {
         this.reset();
-        for (const i of stats().interfaces) {
-          for (const [hook, direction] of Object.entries(DIRECTION)) {
-            const c = i.counters[hook as keyof typeof DIRECTION];
-            if (!c) continue;
-            this.inc({ interface: i.name, direction, reason: 'non_ip' }, c.packets.nonIp);
-            this.inc({ interface: i.name, direction, reason: 'truncated' }, c.packets.truncated);
-            this.inc({ interface: i.name, direction, reason: 'malformed' }, c.packets.malformed);
-          }
-        }
+        eachHook((iface, direction, c) => {
+          this.inc({ interface: iface, direction, reason: 'non_ip' }, c.packets.nonIp);
+          this.inc({ interface: iface, direction, reason: 'truncated' }, c.packets.truncated);
+          this.inc({ interface: iface, direction, reason: 'malformed' }, c.packets.malformed);
+        });
       },
     });
     new Counter({

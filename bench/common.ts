@@ -13,6 +13,7 @@ import koffi from 'koffi';
 import { packageRoot } from '../src/paths.js';
 import { FLOW_KEY, FLOW_VALUE } from '../src/abi/layouts.js';
 import type { BpfMap } from '../src/loader/map.js';
+import { ObjectSpec, type Collection } from '../src/loader/object.js';
 import { TCP, ethernet, ipv4, ipv6, mac, tcp, udp } from '../tools/frames.js';
 
 export interface Summary {
@@ -220,3 +221,13 @@ export function fillFlowTable(map: BpfMap, t: FlowTable): number {
   return (nowNs() - t0) / 1e6;
 }
 
+
+/** Loads a BPF object (the benchmarks' own, from build/bench) into a Collection. */
+export function loadCollection(path: string): Collection {
+  const spec = ObjectSpec.open(path);
+  try {
+    return spec.load();
+  } finally {
+    spec.close();
+  }
+}

@@ -12,12 +12,13 @@
  * echo request (the ICMP-flood counter). Those are the cost under attack.
  */
 import { join } from 'node:path';
-import { ObjectSpec, type Collection } from '../src/loader/object.js';
+import type { Collection } from '../src/loader/object.js';
 import { TestRunner } from '../src/loader/test-run.js';
 import { NetworkMonitor } from '../src/monitor/network-monitor.js';
 import { TCP, ethernet, ipv4, mac, tcp, type L4 } from '../tools/frames.js';
 import {
   benchDir,
+  loadCollection,
   envInt,
   fmt,
   fmtSummary,
@@ -65,15 +66,6 @@ function frames(): BenchFrame[] {
     { label: 'IPv4 TCP SYN, repeated (SYN flood path)', bytes: new Uint8Array(ethernet(dst, src, ipv4('198.18.0.1', '198.18.0.2', tcp(40001, 80, TCP.SYN, Buffer.alloc(10))))), ordinary: false },
     { label: 'IPv4 ICMP echo request (ICMP flood path)', bytes: new Uint8Array(ethernet(dst, src, ipv4('198.18.0.1', '198.18.0.2', echoRequest()))), ordinary: false },
   ];
-}
-
-function loadCollection(path: string): Collection {
-  const spec = ObjectSpec.open(path);
-  try {
-    return spec.load();
-  } finally {
-    spec.close();
-  }
 }
 
 async function main(): Promise<void> {

@@ -17,12 +17,13 @@
  * (bench/bpf/stages.bpf.c), measured the same way.
  */
 import { join } from 'node:path';
-import { ObjectSpec, type Collection } from '../src/loader/object.js';
+import type { Collection } from '../src/loader/object.js';
 import { TestRunner } from '../src/loader/test-run.js';
 import { RingBufferReader } from '../src/loader/ringbuf.js';
 import { NetworkMonitor } from '../src/monitor/network-monitor.js';
 import {
   benchDir,
+  loadCollection,
   envInt,
   fmt,
   fmtSummary,
@@ -59,15 +60,6 @@ interface Variant {
   fd: number;
   retval: number;
   after?: () => void;
-}
-
-function loadCollection(path: string): Collection {
-  const spec = ObjectSpec.open(path);
-  try {
-    return spec.load();
-  } finally {
-    spec.close();
-  }
 }
 
 async function main(): Promise<void> {

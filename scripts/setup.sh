@@ -20,6 +20,9 @@ command -v prometheus >/dev/null || need_apt+=(prometheus)
 command -v ping >/dev/null || need_apt+=(iputils-ping)
 command -v iperf3 >/dev/null || need_apt+=(iperf3)
 command -v ethtool >/dev/null || need_apt+=(ethtool)
+# Rendering the Helm chart offline in test/deploy.test.ts (tools/helm-render: Go text/template + Sprig, as Helm does).
+command -v go >/dev/null || need_apt+=(golang-go)
+[[ -d /usr/share/gocode/src/github.com/Masterminds/sprig ]] || need_apt+=(golang-github-masterminds-sprig-dev golang-gopkg-yaml.v2-dev)
 if ((${#need_apt[@]})); then
   echo "setup: apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

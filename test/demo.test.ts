@@ -5,6 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { waitFor } from './helpers/attached.js';
@@ -21,6 +23,7 @@ test('kubenetprobe demo: named pods, flows in the API, scans, and a clean exit',
   demo.stdout.on('data', (d: Buffer) => (out += d.toString()));
   demo.stderr.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((r) => demo.once('exit', r));
+  let historyPath: string | undefined;
   try {
     await waitFor('the API', () => out.includes('API at'), 30000);
     const frontendIp = new RegExp(`shop/frontend +(198\\.18\\.\\d+\\.\\d+)`).exec(out)?.[1];
@@ -36,10 +39,18 @@ test('kubenetprobe demo: named pods, flows in the API, scans, and a clean exit',
     await waitFor('a scan reported', () => /SECURITY MEDIUM tcp-(null|xmas)-scan: default\/attacker -> /.test(out), 12000);
     await waitFor('the port scan reported', () => /SECURITY HIGH tcp-port-scan: default\/attacker -> [a-z]+\/api:/.test(out), 12000);
     assert.match(out, /default\/client -> shop\/frontend:80 TCP/);
+    // History is on, in the demo's own directory.
+    historyPath = /demo: flow history in (\S+),/.exec(out)?.[1];
+    assert.ok(historyPath && existsSync(historyPath), out);
+    const stats = (await (await fetch(`http://127.0.0.1:${port}/api/v1/stats`)).json()) as { history: { available: boolean; inMemory: boolean; path: string } };
+    assert.deepEqual([stats.history.available, stats.history.inMemory, stats.history.path], [true, false, historyPath]);
+    const since = await fetch(`http://127.0.0.1:${port}/api/v1/flows?since=5m`);
+    assert.equal(since.status, 200);
   } finally {
     assert.equal(await exited, 0, out);
   }
   assert.match(out, /demo: removed 6 pods/);
+  assert.ok(!existsSync(dirname(historyPath!)), 'the history directory is removed');
   assert.doesNotMatch(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }), /kdemo-/);
   assert.doesNotMatch(execFileSync('ip', ['link'], { encoding: 'utf8' }), /kdb[0-9a-f]{6}|kd[0-9a-f]{6}\d/);
 });

@@ -164,6 +164,6 @@ test('kubenetprobe agent --export-json-lines stdout: stdout carries the JSON lin
   // Every line of stdout is a JSON record (parsing throws otherwise); the agent's own words went to stderr.
   assert.ok(records().length >= 2);
   assert.doesNotMatch(out, /kubenetprobe agent:/);
-  assert.match(err, /kubenetprobe agent: watching .*\n.*API at http:\/\/127\.0\.0\.1:\d+/);
+  assert.match(err, /kubenetprobe agent: watching .*\n[\s\S]*API at http:\/\/127\.0\.0\.1:\d+/);
   assert.match(err, /SIGTERM, detaching/);
 });

@@ -21,6 +21,8 @@ import { compileSecurityFilter, type SecurityFilter } from './security-filter.js
 import { parseDetectorChange } from './detector-change.js';
 import type { DetectorConfig } from '../monitor/detectors.js';
 import { NO_EXPORT_STATS, startExporters, type Exporters, type ExportStats } from '../export/index.js';
+// Types only: the store (and DuckDB's native library) is loaded when history is on.
+import type { HistoryNotice, HistoryNoticeKind, HistoryStore, RecoveryNote } from '../history/history-store.js';
 
 export interface AgentEvents {
   record: [FlowRecord];
@@ -68,7 +70,44 @@ export interface AgentStats {
   pipeline: { cycles: number; lastCycleMs: number | undefined; recentFlows: number; recentFlowsDropped: number; recentEvents: number };
   /** The exporters (JSON lines, OTLP): lines written and dropped, records sent and failed; null where off. */
   export: ExportStats;
+  /** The flow history store (`history` in the config); null where off. */
+  history: HistoryStatus | null;
 }
+
+/** The flow history store as stats() shows it: what it holds, what it lost, what it had to do. */
+export interface HistoryStatus {
+  /** The configured file. */
+  path: string;
+  /** True when the file could not be used and history is kept in memory until restart (see recovery). */
+  inMemory: boolean;
+  /** False when the store could not be started at all (see lastError): the agent runs without history. */
+  available: boolean;
+  retentionMs: number;
+  maxBytes: number;
+  /** Rows kept: flow records, security events. */
+  flows: number;
+  events: number;
+  /** The file and its WAL. */
+  bytes: number;
+  /** The oldest and newest row kept. */
+  oldest: Date | null;
+  newest: Date | null;
+  /** Appended, not written yet (at most a second's worth: a crash loses these). */
+  buffered: number;
+  written: number;
+  /** Rows lost: failed writes, a full buffer. */
+  dropped: number;
+  lastError: string | null;
+  /** What the agent had to do at start: the file moved aside as corrupt, or history in memory. */
+  recovery: RecoveryNote | null;
+  /** The latest notices (recovery, failed writes, rows deleted for size, ...), oldest first. */
+  notices: { at: Date; kind: HistoryNoticeKind | 'unavailable'; message: string }[];
+  /** When the figures above were read from the store. */
+  updatedAt: Date | null;
+}
+
+/** How often stats() refreshes its history figures (the API refreshes them on each request too). */
+const HISTORY_STATS_MS = 5000;
 
 const MAX_BLOCK_TTL_MS = 365 * 86_400_000;
 
@@ -80,6 +119,10 @@ export interface FlowView extends FlowStats {
   /** Pod identity of each end, where the inventory knows it. */
   source: PodIdentity | null;
   destination: PodIdentity | null;
+}
+
+function firstLine(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0]!;
 }
 
 function addCounts(into: OutcomeCounts, from: OutcomeCounts): OutcomeCounts {
@@ -111,6 +154,17 @@ export class Agent extends EventEmitter<AgentEvents> {
   private watcher: InterfaceWatcher | undefined;
   private readonly inventory: Inventory | undefined;
   private exporters: Exporters | undefined;
+  private history: HistoryStore | undefined;
+  private historyStatus: HistoryStatus | null = null;
+  private readonly historyNotices = new Recent<HistoryStatus['notices'][number]>(20);
+  private historyTimer: NodeJS.Timeout | undefined;
+  private historyRefresh: Promise<void> | undefined;
+  /** Rows the agent could not hand to the store (it threw): counted with the store's own drops. */
+  private historyAppendFailed = 0;
+  private historyClosed = false;
+  /** True once start() has returned: notices before that are kept for the caller to print (nobody listens yet). */
+  private started = false;
+  private readonly noticesAtStart: string[] = [];
 
   private constructor(
     readonly config: AgentConfig,
@@ -155,9 +209,12 @@ export class Agent extends EventEmitter<AgentEvents> {
     try {
       // Exporters first, so they see every event; a JSON lines path that cannot be opened fails the start.
       agent.exporters = await startExporters(agent, config);
+      // History too; a store that cannot be opened never fails the start (it is moved aside, or kept in memory).
+      if (config.history !== undefined) await agent.openHistory(config.history);
       monitor.on('error', (e) => agent.emit('error', e));
       monitor.on('security', (e) => {
         agent.securityEvents.push(e);
+        agent.appendHistory(() => agent.history?.appendEvents([e]), 1);
         agent.emit('security', e);
       });
       monitor.on('block', (c) => {
@@ -180,6 +237,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         { intervalMs: config.intervalMs, idleTimeoutMs: config.idleTimeoutMs, activeTimeoutMs: config.activeTimeoutMs, onError: (e) => agent.emit('error', e) },
         (cycle) => agent.onCycle(cycle),
       );
+      agent.started = true;
       return agent;
     } catch (err) {
       await agent.close();
@@ -238,6 +296,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.emit('error', err as Error); // keep the last good one
     }
     this.lastCycle = cycle;
+    if (cycle.records.length) this.appendHistory(() => this.history?.append(cycle.records), cycle.records.length);
     for (const r of cycle.records) {
       if (r.reason === 'final') this.finished.push(r);
       this.emit('record', r);
@@ -376,7 +435,137 @@ export class Agent extends EventEmitter<AgentEvents> {
         recentEvents: this.securityEvents.size,
       },
       export: this.exporters?.stats() ?? NO_EXPORT_STATS,
+      history: this.historyStatus && { ...this.historyStatus, dropped: this.historyStatus.dropped + this.historyAppendFailed, notices: this.historyNotices.toArray() },
     };
+  }
+
+  // ---- Flow history -------------------------------------------------------------
+
+  /**
+   * The history store, when `history` is set and the store could be started
+   * (a file, or memory when the file can't be used); undefined otherwise.
+   */
+  get historyStore(): HistoryStore | undefined {
+    return this.closed ? undefined : this.history;
+  }
+
+  /** Why there is no history to ask: off, or a store that could not be started. undefined when there is one. */
+  historyUnavailable(): string | undefined {
+    if (this.historyStore) return undefined;
+    if (this.config.history === undefined) return 'history is off; start the agent with --history PATH (or KUBENETPROBE_HISTORY, or "history" in the config file)';
+    if (this.closed) return 'the agent is stopping';
+    return `history is unavailable: ${this.historyStatus?.lastError ?? 'the store could not be started'}`;
+  }
+
+  /**
+   * Writes what the store has buffered, so that a query sees every record up
+   * to now. A failed write is reported by the store (notice, dropped count),
+   * not here: the query goes on with what is written.
+   */
+  async flushHistory(): Promise<void> {
+    await this.historyStore?.flush().catch(() => {});
+  }
+
+  /** Notices that came while the agent was starting, when nobody could listen yet (the CLI prints them). */
+  startNotices(): string[] {
+    return [...this.noticesAtStart];
+  }
+
+  /** Reads the store's figures for stats() now (they are refreshed every few seconds anyway). */
+  async refreshHistoryStats(): Promise<void> {
+    const store = this.historyStore;
+    if (!store) return;
+    this.historyRefresh ??= (async () => {
+      try {
+        const st = await store.stats();
+        this.historyStatus = {
+          ...this.historyStatus!,
+          inMemory: st.inMemory,
+          flows: st.flows,
+          events: st.events,
+          bytes: st.bytesOnDisk,
+          oldest: st.oldest ?? null,
+          newest: st.newest ?? null,
+          buffered: st.buffered,
+          written: st.written,
+          dropped: st.dropped,
+          lastError: st.lastError ?? null,
+          recovery: st.recovery ?? null,
+          updatedAt: new Date(),
+        };
+      } catch (err) {
+        if (this.historyStatus && !this.closed) this.historyStatus.lastError = firstLine(err);
+      } finally {
+        this.historyRefresh = undefined;
+      }
+    })();
+    return this.historyRefresh;
+  }
+
+  private async openHistory(path: string): Promise<void> {
+    this.historyStatus = {
+      path,
+      inMemory: false,
+      available: false,
+      retentionMs: this.config.historyRetentionMs,
+      maxBytes: this.config.historyMaxBytes,
+      flows: 0,
+      events: 0,
+      bytes: 0,
+      oldest: null,
+      newest: null,
+      buffered: 0,
+      written: 0,
+      dropped: 0,
+      lastError: null,
+      recovery: null,
+      notices: [],
+      updatedAt: null,
+    };
+    try {
+      const { HistoryStore } = await import('../history/history-store.js');
+      this.history = await HistoryStore.open(path, {
+        retentionMs: this.config.historyRetentionMs,
+        maxBytes: this.config.historyMaxBytes,
+        identity: (ip) => this.identity(ip),
+        onNotice: (n) => this.onHistoryNotice(n),
+      });
+    } catch (err) {
+      // Only invalid options reject (the config checked them), or DuckDB's native library failing to load: run without history.
+      const message = `history: ${path} can't be used, running without history: ${firstLine(err)}`;
+      this.historyStatus.lastError = firstLine(err);
+      this.onHistoryNotice({ kind: 'unavailable', message });
+      return;
+    }
+    this.historyStatus.available = true;
+    this.historyStatus.recovery = this.history.recovery ?? null;
+    await this.refreshHistoryStats();
+    this.historyTimer = setInterval(() => void this.refreshHistoryStats(), HISTORY_STATS_MS);
+    this.historyTimer.unref();
+  }
+
+  private onHistoryNotice(n: HistoryNotice | { kind: 'unavailable'; message: string }): void {
+    this.historyNotices.push({ at: new Date(), kind: n.kind, message: n.message });
+    // While starting, nobody listens yet: the caller reads them from startNotices() and stats().
+    if (!this.started) {
+      this.noticesAtStart.push(n.message);
+      return;
+    }
+    const err = new Error(n.message);
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+    else process.emitWarning(n.message, { code: 'KUBENETPROBE_HISTORY' });
+  }
+
+  /** Hands rows to the store; a store that throws (it never should) costs the rows, counted. */
+  private appendHistory(append: () => void, rows: number): void {
+    // Not `closed`: the pipeline's last cycle and the monitor's last events come after close() began, and are kept.
+    if (!this.history || this.historyClosed) return;
+    try {
+      append();
+    } catch (err) {
+      this.historyAppendFailed += rows;
+      this.onHistoryNotice({ kind: 'dropped', message: `history: ${rows} rows not stored: ${firstLine(err)}` });
+    }
   }
 
   async close(): Promise<void> {
@@ -387,5 +576,13 @@ export class Agent extends EventEmitter<AgentEvents> {
     await this.monitor.close();
     // Last: the pipeline's and the monitor's final records are flushed with the rest.
     await this.exporters?.close();
+    clearInterval(this.historyTimer);
+    const history = this.history;
+    this.historyClosed = true;
+    if (history) {
+      // Writes what is buffered; a failure is reported by the store, and the file is released either way.
+      await history.close().catch(() => {});
+      if (this.historyStatus) this.historyStatus.updatedAt = new Date();
+    }
   }
 }

@@ -128,3 +128,34 @@ test('bad detector settings are rejected with the field named', () => {
   assert.throws(() => loadConfig({ env: { KUBENETPROBE_PORT_SCAN_PORTS: '9999' } }), /invalid config: detectors\.portScanPorts: must be an integer from 1 to 512, got 9999/);
   assert.throws(() => loadConfig({ env: { KUBENETPROBE_ALLOWLIST: '10.0.0.0/8,nowhere' } }), /invalid config: allowlist\.1: not a CIDR block: "nowhere"/);
 });
+
+test('history: off by default; path, retention and size from the file, the environment and flags; bad values named', () => {
+  const d = loadConfig({});
+  assert.equal(d.history, undefined, 'off: nothing is written to disk');
+  assert.equal(d.historyRetentionMs, 7 * 86_400_000);
+  assert.equal(d.historyMaxBytes, 1 << 30);
+  const dir = mkdtempSync(join(tmpdir(), 'knp-config-'));
+  try {
+    const file = join(dir, 'agent.json');
+    writeFileSync(file, JSON.stringify({ history: '/var/lib/kubenetprobe/history.duckdb', historyRetentionMs: 3_600_000 }));
+    const c = loadConfig({ file, env: { KUBENETPROBE_HISTORY_MAX_BYTES: '67108864' }, flags: { historyRetentionMs: '86400000' } });
+    assert.equal(c.history, '/var/lib/kubenetprobe/history.duckdb');
+    assert.equal(c.historyMaxBytes, 64 << 20, 'from the environment, as a number');
+    assert.equal(c.historyRetentionMs, 86_400_000, 'flag over file');
+    assert.equal(loadConfig({ env: { KUBENETPROBE_HISTORY: join(dir, 'h.duckdb') } }).history, join(dir, 'h.duckdb'));
+    const bad: [Record<string, unknown>, RegExp][] = [
+      [{ history: '' }, /^invalid config: history: give a file path, e\.g\. \/var\/lib\/kubenetprobe\/history\.duckdb/],
+      [{ history: ':memory:' }, /^invalid config: history: not a file path: ":memory:"/],
+      [{ history: dir }, /^invalid config: history: a file path, not a directory: /],
+      [{ history: '/var/lib/knp/' }, /^invalid config: history: a file path, not a directory: /],
+      [{ historyRetentionMs: 1000 }, /^invalid config: historyRetentionMs: must be at least 60000 \(a minute\)/],
+      [{ historyRetentionMs: 'a week' }, /^invalid config: historyRetentionMs: /],
+      [{ historyMaxBytes: 1024 }, /^invalid config: historyMaxBytes: must be at least 4194304 \(4 MiB\)/],
+      [{ historyMaxBytes: 1.5e6 + 0.5 }, /^invalid config: historyMaxBytes: /],
+    ];
+    for (const [flags, re] of bad) assert.throws(() => loadConfig({ flags }), (e: unknown) => e instanceof ConfigError && re.test(e.message), JSON.stringify(flags));
+    assert.throws(() => loadConfig({ env: { KUBENETPROBE_HISTORY_MAX_BYTES: 'lots' } }), /invalid config: historyMaxBytes: /);
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});

@@ -4,7 +4,7 @@
  * then the file, then the environment, then flags. Invalid config is
  * rejected at start with the field named.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { z } from 'zod';
 import { KubeNetProbeError } from '../errors.js';
 import { interfaceMatcher } from './interface-watcher.js';
@@ -35,6 +35,25 @@ const otlpEndpoint = z.string().superRefine((s, ctx) => {
     ctx.addIssue({ code: 'custom', message: `must be an http:// or https:// URL, e.g. http://otel-collector:4318; got ${JSON.stringify(s)}` });
   }
 });
+
+const DAY_MS = 86_400_000;
+/** The history store's smallest size limit (MIN_MAX_BYTES in src/history/history-store.ts, not imported: that module loads DuckDB). */
+const HISTORY_MIN_BYTES = 4 * 1024 * 1024;
+/** The history file: a path (DuckDB's ':memory:' is not one; the store keeps history in memory by itself when the file can't be used). */
+const historyPath = z.string().superRefine((s, ctx) => {
+  const fail = (why: string): void => ctx.addIssue({ code: 'custom', message: `${why}, e.g. /var/lib/kubenetprobe/history.duckdb` });
+  if (s.trim() === '') fail('give a file path');
+  else if (s === ':memory:' || s.includes('\0')) fail(`not a file path: ${JSON.stringify(s)}`);
+  else if (s.endsWith('/') || isDirectory(s)) fail(`a file path, not a directory: ${JSON.stringify(s)}`);
+});
+
+function isDirectory(p: string): boolean {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
 
 /** An HTTP header name (RFC 9110 token). */
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -147,6 +166,19 @@ export const configSchema = z
     /** How OTLP is encoded: protobuf (OTLP's default) or JSON. */
     otlpProtocol: z.enum(['http/protobuf', 'http/json']).default('http/protobuf'),
     // --- end export ---
+    // --- flow history (src/history/): off unless set ---
+    /** Flow records and security events kept in this DuckDB file, for `observe --since` and the API's time ranges. */
+    history: historyPath.optional(),
+    /** History rows older than this (ms) are deleted. */
+    historyRetentionMs: z.coerce.number().int().min(60_000, 'must be at least 60000 (a minute)').max(100 * 365 * DAY_MS).default(7 * DAY_MS),
+    /** The history file (with its WAL) is kept under this many bytes, the oldest rows deleted first. */
+    historyMaxBytes: z.coerce
+      .number()
+      .int()
+      .min(HISTORY_MIN_BYTES, `must be at least ${HISTORY_MIN_BYTES} (4 MiB)`)
+      .max(2 ** 50)
+      .default(1 << 30),
+    // --- end history ---
     detectors: detectorsSchema,
   })
   .strict()
@@ -211,6 +243,9 @@ export const ENV: Record<TopField, string> = {
   otlpEndpoint: 'KUBENETPROBE_OTLP_ENDPOINT',
   otlpHeaders: 'KUBENETPROBE_OTLP_HEADERS',
   otlpProtocol: 'KUBENETPROBE_OTLP_PROTOCOL',
+  history: 'KUBENETPROBE_HISTORY',
+  historyRetentionMs: 'KUBENETPROBE_HISTORY_RETENTION_MS',
+  historyMaxBytes: 'KUBENETPROBE_HISTORY_MAX_BYTES',
 };
 
 /** Environment variables for the `detectors` fields. */

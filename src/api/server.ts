@@ -21,13 +21,16 @@ import { SECURITY_FILTER_PARAMS, compileSecurityFilter, parseSecurityFilter, sou
 import { KubeNetProbeError } from '../errors.js';
 import type { FlowRecord } from '../agent/flow-accounter.js';
 import type { BlockChange, SecurityEvent } from '../types.js';
+import { TIME_ARG_FORMS, parseTimeArg, type TimeRange } from '../history/time-range.js';
+// Types only: the store itself (and DuckDB) is the agent's, loaded when history is on.
+import type { HistoryEvent, HistoryFlow, HistoryStore, TalkerGroup, TopTalker } from '../history/history-store.js';
 
 /** JSON with bigints (sequence numbers, kernel timestamps) as strings. */
 function toJson(v: unknown): string {
   return JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x));
 }
 
-type Status = 200 | 201 | 400 | 403 | 404 | 413 | 415 | 500 | 503;
+type Status = 200 | 201 | 400 | 403 | 404 | 409 | 413 | 415 | 500 | 503;
 
 function json(c: Context, body: unknown, status: Status = 200): Response {
   return c.body(toJson(body), status, { 'content-type': 'application/json; charset=utf-8' });
@@ -49,6 +52,126 @@ function limitOf(c: Context): number {
   if (!/^\d{1,7}$/.test(raw) || Number(raw) < 1) throw new FilterError('limit', `must be a whole number from 1, got ${JSON.stringify(raw)}`);
   return Number(raw);
 }
+
+// ---- History (since/until) -------------------------------------------------------
+
+/** The time-range parameters: with either, an endpoint answers from the flow history. */
+const TIME_PARAMS = ['since', 'until'] as const;
+
+/** `since` and `until` as the CLI's --since/--until take them; undefined if neither is given. */
+function timeRangeOf(q: Record<string, string>): TimeRange | undefined {
+  if (q['since'] === undefined && q['until'] === undefined) return undefined;
+  const now = Date.now();
+  const range: TimeRange = {};
+  for (const name of TIME_PARAMS) {
+    const raw = q[name];
+    if (raw === undefined) continue;
+    try {
+      range[name] = parseTimeArg(raw, name, now);
+    } catch {
+      throw new FilterError(name, `${JSON.stringify(raw)} is not a duration or a time: give ${TIME_ARG_FORMS}`);
+    }
+  }
+  if (range.since && range.until && range.since.getTime() >= range.until.getTime()) {
+    throw new FilterError(
+      'until',
+      `${q['until']} (${range.until.toISOString()}) is not after since ${q['since']} (${range.since.toISOString()}); a duration counts back from now, so since takes the larger one (since=1h&until=10m)`,
+    );
+  }
+  return range;
+}
+
+/** A limit for a history query: default `dflt`, at most `max` (the store's own bounds). */
+function historyLimit(q: Record<string, string>, dflt: number, max: number): number {
+  const raw = q['limit'];
+  if (raw === undefined) return dflt;
+  if (!/^\d{1,9}$/.test(raw) || Number(raw) < 1 || Number(raw) > max) throw new FilterError('limit', `must be a whole number from 1 to ${max}, got ${JSON.stringify(raw)}`);
+  return Number(raw);
+}
+
+/** The agent's store, or a 409 (history off) / 503 (it could not be started) that says what to do. */
+async function historyOf(agent: Agent): Promise<HistoryStore> {
+  const store = agent.historyStore;
+  if (!store) {
+    const why = agent.historyUnavailable() ?? 'history is unavailable';
+    if (agent.config.history === undefined) throw new ApiError(409, 'HISTORY_OFF', why);
+    throw new ApiError(503, 'HISTORY_UNAVAILABLE', why);
+  }
+  // Every record up to now, not only what the last timed write took.
+  await agent.flushHistory();
+  return store;
+}
+
+const rangeView = (r: TimeRange): { since: Date | null; until: Date | null } => ({ since: r.since ?? null, until: r.until ?? null });
+
+const identityOf = (namespace: string | null, pod: string | null): { namespace: string; pod: string } | null =>
+  namespace !== null && pod !== null ? { namespace, pod } : null;
+
+/**
+ * A flow record from history, in the shape of the live flows (key, interface,
+ * source, destination, ...) so the same clients read both. `packets` and
+ * `bytes` are what this record counted (its deltas): the rows of a range add
+ * up to the traffic in it. `totalPackets` and `totalBytes` are the flow's
+ * totals as of this record.
+ */
+function historyFlowView(f: HistoryFlow): Record<string, unknown> {
+  return {
+    key: { family: f.family, srcIp: f.srcIp, dstIp: f.dstIp, srcPort: f.srcPort, dstPort: f.dstPort, protocol: f.protocol, direction: f.direction, ifindex: f.ifindex },
+    interface: f.interface,
+    record: f.reason,
+    time: f.time,
+    firstSeen: f.firstSeen,
+    lastSeen: f.time,
+    packets: f.deltaPackets,
+    bytes: f.deltaBytes,
+    deltaPackets: f.deltaPackets,
+    deltaBytes: f.deltaBytes,
+    totalPackets: f.packets,
+    totalBytes: f.bytes,
+    packetsPerSec: f.packetsPerSec,
+    bytesPerSec: f.bytesPerSec,
+    tcpFlags: f.tcpFlags,
+    source: identityOf(f.srcNamespace, f.srcPod),
+    destination: identityOf(f.dstNamespace, f.dstPod),
+  };
+}
+
+/** A security event from history, in the shape of the live ones (identity as it was when the event was written). */
+function historyEventView(e: HistoryEvent): Record<string, unknown> {
+  return {
+    timestamp: e.time,
+    type: e.type,
+    severity: e.severity,
+    description: e.description,
+    key: { protocol: e.protocol, direction: e.hook === 'tc-egress' ? 'egress' : 'ingress' },
+    attacker: e.attacker,
+    target: e.target,
+    attackerIdentity: identityOf(e.attackerNamespace, e.attackerPod),
+    targetIdentity: identityOf(e.targetNamespace, e.targetPod),
+    interface: e.interface,
+    hook: e.hook,
+    count: e.count,
+    threshold: e.threshold,
+    windowMs: e.windowMs,
+    suppressed: e.suppressed,
+    tcpFlags: e.tcpFlags,
+    cpu: e.cpu,
+    seq: e.seq,
+  };
+}
+
+const TALKER_GROUPS: readonly TalkerGroup[] = ['pair', 'source', 'destination'];
+
+/** Parses a bucket width: a duration (30s, 1m, 1h, 1d) or milliseconds. */
+function bucketOf(raw: string | undefined): number {
+  if (raw === undefined) return 60_000;
+  const m = /^(\d{1,9})(ms|s|m|h|d)?$/.exec(raw);
+  const ms = m ? Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? 'ms') as 'ms' | 's' | 'm' | 'h' | 'd'] : NaN;
+  if (!Number.isSafeInteger(ms) || ms < 1000) throw new FilterError('bucket', `must be a duration of at least a second (30s, 1m, 1h, 1d) or milliseconds, got ${JSON.stringify(raw)}`);
+  return ms;
+}
+
+const MAX_BUCKETS = 10_000;
 
 /** Query parameters outside `allowed` are refused, naming the first. */
 function only(c: Context, allowed: readonly string[]): Record<string, string> {
@@ -127,13 +250,69 @@ export function createApp(agent: Agent, metrics?: AgentMetrics): Hono {
   app.get('/healthz', (c) => json(c, { status: 'ok' }));
   app.get('/readyz', (c) => (agent.ready ? json(c, { status: 'ready' }) : json(c, { status: 'starting' }, 503)));
 
-  app.get('/api/v1/flows', (c) => json(c, { flows: agent.flows(filterOf(c, ['limit']), limitOf(c)) }));
-  app.get('/api/v1/conversations', (c) => json(c, { conversations: agent.conversations(filterOf(c)) }));
-  app.get('/api/v1/stats', (c) => json(c, agent.stats()));
+  app.get('/api/v1/flows', async (c) => {
+    const q = c.req.query();
+    const range = timeRangeOf(q);
+    const filter = filterOf(c, ['limit', ...TIME_PARAMS]);
+    if (!range) return json(c, { flows: agent.flows(filter, limitOf(c)) });
+    const limit = historyLimit(q, 1000, 1_000_000);
+    const store = await historyOf(agent);
+    const flows = await store.queryFlows({ ...range, filters: filter, limit });
+    return json(c, { flows: flows.map(historyFlowView), history: rangeView(range) });
+  });
 
-  app.get('/api/v1/security-events', (c) => {
-    const q = only(c, [...SECURITY_FILTER_PARAMS, 'limit']);
+  // Top talkers from the history: each flow direction counted once (from the interface that saw the most of it).
+  app.get('/api/v1/top', async (c) => {
+    const q = only(c, [...FLOW_FILTER_PARAMS, ...TIME_PARAMS, 'by', 'group', 'limit']);
+    const range = timeRangeOf(q) ?? {};
+    const by = q['by'] ?? 'bytes';
+    if (by !== 'bytes' && by !== 'packets') throw new FilterError('by', `must be bytes or packets, got ${JSON.stringify(by)}`);
+    const group = (q['group'] ?? 'pair') as TalkerGroup;
+    if (!TALKER_GROUPS.includes(group)) throw new FilterError('group', `must be ${TALKER_GROUPS.join(', ')}, got ${JSON.stringify(group)}`);
+    const filters = parseFilter(pick(q, FLOW_FILTER_PARAMS));
+    const limit = historyLimit(q, 10, 10_000);
+    const store = await historyOf(agent);
+    const talkers: TopTalker[] = await store.topTalkers({ ...range, by, groupBy: group, filters, limit, countOnce: true });
+    return json(c, { talkers, by, group, history: rangeView(range) });
+  });
+
+  // Bytes and packets per bucket from the history, counted as /top counts them.
+  app.get('/api/v1/timeseries', async (c) => {
+    const q = only(c, [...FLOW_FILTER_PARAMS, ...TIME_PARAMS, 'bucket']);
+    const bucketMs = bucketOf(q['bucket']);
+    const range = timeRangeOf(q) ?? {};
+    const until = range.until ?? new Date();
+    const since = range.since ?? new Date(until.getTime() - 3_600_000);
+    if (since.getTime() >= until.getTime()) throw new FilterError('since', `${since.toISOString()} is not before until (${until.toISOString()})`);
+    const buckets = Math.ceil((until.getTime() - Math.floor(since.getTime() / bucketMs) * bucketMs) / bucketMs);
+    if (buckets > MAX_BUCKETS) throw new FilterError('bucket', `${buckets} buckets of ${bucketMs} ms from ${since.toISOString()} to ${until.toISOString()} is more than ${MAX_BUCKETS}: use wider buckets or a shorter range`);
+    const filters = parseFilter(pick(q, FLOW_FILTER_PARAMS));
+    const store = await historyOf(agent);
+    return json(c, await store.timeSeries({ since, until, bucketMs, filters, countOnce: true }));
+  });
+  app.get('/api/v1/conversations', (c) => json(c, { conversations: agent.conversations(filterOf(c)) }));
+  app.get('/api/v1/stats', async (c) => {
+    // The history figures fresh, unless the store is busy for longer than a moment (then the last ones, with their time).
+    await Promise.race([agent.refreshHistoryStats(), new Promise((r) => setTimeout(r, 500).unref())]);
+    return json(c, agent.stats());
+  });
+
+  app.get('/api/v1/security-events', async (c) => {
+    const q = only(c, [...SECURITY_FILTER_PARAMS, 'limit', ...TIME_PARAMS]);
     const filter = parseSecurityFilter(pick(q, SECURITY_FILTER_PARAMS));
+    const range = timeRangeOf(q);
+    if (range) {
+      const limit = historyLimit(q, 1000, 1_000_000);
+      const store = await historyOf(agent);
+      const events = await store.queryEvents({
+        ...range,
+        ...(filter.types ? { type: filter.types } : {}),
+        ...(filter.severity ? { severity: filter.severity } : {}),
+        ...(filter.source ? { source: filter.source } : {}),
+        limit,
+      });
+      return json(c, { events: events.map(historyEventView), lost: agent.securityEventsLost(), history: rangeView(range) });
+    }
     const events = agent.recentSecurityEvents(filter, limitOf(c)).map((e) => agent.securityView(e));
     return json(c, { events, lost: agent.securityEventsLost() });
   });

@@ -15,6 +15,7 @@ import {
   lostLine,
   renderBlocks,
   renderFlows,
+  renderHistoryFlows,
   renderSecurityEvents,
   renderStats,
   securityCompact,
@@ -22,6 +23,7 @@ import {
   type BlockChangeWire,
   type BlockWire,
   type FlowWire,
+  type HistoryFlowWire,
   type LostWire,
   type OutputFormat,
   type SecurityEventWire,
@@ -29,6 +31,8 @@ import {
 import type { AgentStats } from '../agent/agent.js';
 import { SECURITY_EVENT_TYPES } from '../agent/security-filter.js';
 import { DEFAULT_DETECTOR_CONFIG, DEFAULT_ENFORCED } from '../monitor/detectors.js';
+import { parseTimeRange } from '../history/time-range.js';
+import { formatBytes } from '../format.js';
 
 const program = new Command()
   .name('kubenetprobe')
@@ -66,6 +70,55 @@ const collectList = (v: string, prev: string[] | undefined): string[] => [...(pr
 function whole(flag: string, value: string, min: number): number {
   if (!/^\d{1,9}$/.test(value) || Number(value) < min) throw new KubeNetProbeError('INVALID_ARGUMENT', `${flag} must be a whole number from ${min}, got ${value}`);
   return Number(value);
+}
+
+/** 7 d, 36 h, 90 min, 45 s: the largest unit that divides it, else hours. */
+function span(ms: number): string {
+  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['min', 60_000], ['s', 1000]] as const) if (ms % size === 0) return `${ms / size} ${unit}`;
+  return `${(ms / 3_600_000).toFixed(1)} h`;
+}
+
+/** --since and --until, as every history command takes them. */
+interface TimeOpts {
+  since?: string;
+  until?: string;
+}
+
+const TIME_HELP = 'a duration back from now (30s, 10m, 1h, 2d), now, or an ISO 8601 time';
+
+/**
+ * The --since/--until query for the API, or undefined when neither is given.
+ * Checked here first, so a bad value is a usage error naming the flag.
+ * Durations and "now" go as they are (the agent counts back from its own
+ * clock, the one its records are stamped with); a time without a zone is
+ * local time here, so times go as UTC.
+ */
+function timeQuery(o: TimeOpts & { follow?: boolean }): { since?: string; until?: string } | undefined {
+  if (o.since === undefined && o.until === undefined) return undefined;
+  if (o.follow) {
+    throw new KubeNetProbeError('INVALID_ARGUMENT', '--since/--until and --follow do not go together', {
+      hint: '--since and --until read the history; --follow prints what comes from now on. Run one, then the other',
+    });
+  }
+  const range = parseTimeRange({ since: o.since, until: o.until });
+  const wire = (raw: string | undefined, d: Date | undefined): string | undefined =>
+    raw === undefined || d === undefined ? undefined : /^(\d+[smhd]|now)$/i.test(raw.trim()) ? raw.trim() : d.toISOString();
+  const q: { since?: string; until?: string } = {};
+  const since = wire(o.since, range.since);
+  const until = wire(o.until, range.until);
+  if (since !== undefined) q.since = since;
+  if (until !== undefined) q.until = until;
+  return q;
+}
+
+/** How many rows a history command asks for: --last if given, else 1000 (and it says when there may be more). */
+function historyRows(cmd: Command, last: string): { limit: number; explicit: boolean } {
+  const explicit = cmd.getOptionValueSource('last') !== 'default';
+  return { limit: explicit ? whole('--last', last, 1) : 1000, explicit };
+}
+
+function moreRows(shown: number, rows: { limit: number; explicit: boolean }, what: string): void {
+  if (shown >= rows.limit && !rows.explicit) process.stderr.write(`kubenetprobe: showing the newest ${rows.limit} ${what} of the range; --last N shows more, a shorter range or a filter fewer\n`);
 }
 
 /**
@@ -150,6 +203,9 @@ program
   .option('--otlp-endpoint <url>', 'also send them as OTLP logs to this collector, e.g. http://otel-collector:4318')
   .option('--otlp-headers <name=value>', 'headers for the collector; comma-separated or repeated', collectList)
   .addOption(new Option('--otlp-protocol <protocol>', 'OTLP encoding (default http/protobuf)').choices(['http/protobuf', 'http/json']))
+  .option('--history <file>', 'keep flow records and security events in this DuckDB file, for observe/top/events --since (default: off)')
+  .option('--history-retention-ms <ms>', 'delete history rows older than this (default 604800000, 7 days)')
+  .option('--history-max-bytes <n>', 'keep the history file under this size, deleting the oldest rows first (default 1073741824, 1 GiB; at least 4 MiB)')
   .addHelpText(
     'after',
     [
@@ -171,6 +227,8 @@ program
     // With JSON lines on stdout, stdout carries nothing else: the agent's own messages go to stderr.
     const say = config.exportJsonLines === 'stdout' ? process.stderr : process.stdout;
     const agent = await Agent.start(config);
+    // What the history store had to do at start (a corrupt file moved aside, history in memory): nobody listened yet.
+    for (const notice of agent.startNotices()) process.stderr.write(`kubenetprobe agent: ${notice}\n`);
     let api;
     try {
       api = await startApiServer(agent, parseListen(config.listen));
@@ -188,6 +246,13 @@ program
     process.once('SIGTERM', () => stop('SIGTERM'));
     const attached = agent.stats().interfaces.filter((i) => i.attached).map((i) => i.name);
     say.write(`kubenetprobe agent: watching ${config.interface.join(', ')}; attached to ${attached.join(', ') || 'nothing yet'}\n`);
+    const h = agent.stats().history;
+    if (h?.available) {
+      say.write(
+        `kubenetprobe agent: history in ${h.inMemory ? 'memory (until restart)' : h.path}: ${h.flows} flow records and ${h.events} events kept; ` +
+          `kept for ${span(config.historyRetentionMs)}, at most ${formatBytes(config.historyMaxBytes)}\n`,
+      );
+    }
     const d = agent.detectorConfig();
     say.write(
       d.mode === 'enforce'
@@ -237,12 +302,33 @@ filterOptions(
   program
     .command('observe')
     .description('show flows from a running agent, like `hubble observe`')
-    .option('-n, --last <n>', 'the last N flows', '20')
+    .option('-n, --last <n>', 'the last N flows (with --since: the newest N records, default 1000)', '20')
     .option('-f, --follow', 'then keep printing flow records, security events, blocks and lost-event reports as they come')
     .option('--no-security', 'with --follow: leave out security events and blocks (lost-event reports stay)')
-    .option('-o, --output <format>', 'table, json (one object per line) or compact', 'table'),
-).action(async (opts: FilterOpts & { last: string; follow?: boolean; security: boolean; output: string }) => {
+    .option('--since <time>', `flow records from the agent's history, from this time: ${TIME_HELP}; not with --follow`)
+    .option('--until <time>', 'and up to this time (default now)')
+    .option('-o, --output <format>', 'table, json (one object per line) or compact', 'table')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'With --since or --until, observe reads the history (an agent started with --history FILE): one row per flow record,',
+        'oldest first, the newest 1000 unless --last says otherwise. There packets and bytes are what each record counted (its',
+        'deltaPackets and deltaBytes), so the rows of a range add up to the traffic in it; -o json adds record (active or final),',
+        'deltaPackets, deltaBytes, packetsPerSec, bytesPerSec, and totalPackets and totalBytes (the flow so far).',
+      ].join('\n'),
+    ),
+).action(async (opts: FilterOpts & TimeOpts & { last: string; follow?: boolean; security: boolean; output: string }, cmd: Command) => {
   const format = output(opts.output);
+  const range = timeQuery(opts);
+  if (range) {
+    const rows = historyRows(cmd, opts.last);
+    const { flows } = await apiGet<{ flows: HistoryFlowWire[] }>(opts.server, '/api/v1/flows', { ...filterQuery(opts), ...range, limit: String(rows.limit) });
+    if (flows.length) process.stdout.write(`${renderHistoryFlows(flows, format)}\n`);
+    else if (format === 'table') process.stdout.write('no flow records in this range\n');
+    moreRows(flows.length, rows, 'flow records');
+    return;
+  }
   const history = async (): Promise<void> => {
     const { flows } = await apiGet<{ flows: FlowWire[] }>(opts.server, '/api/v1/flows', { ...filterQuery(opts), limit: opts.last });
     if (flows.length) process.stdout.write(`${renderFlows(flows, format)}\n`);
@@ -268,12 +354,29 @@ program
   .option('--type <types>', `only these types, comma-separated: ${SECURITY_EVENT_TYPES.join(', ')}`)
   .option('--severity <level>', 'at least this severity: info, low, medium, high or critical')
   .option('--source <ip|cidr>', 'only events whose attacker is this address or in this block')
-  .option('-n, --last <n>', 'the last N events (0: none, with --follow)', '20')
+  .option('-n, --last <n>', 'the last N events (0: none, with --follow; with --since: default 1000)', '20')
   .option('-f, --follow', 'then keep printing security events, blocks and lost-event reports as they come')
+  .option('--since <time>', `security events from the agent's history, from this time: ${TIME_HELP}; not with --follow`)
+  .option('--until <time>', 'and up to this time (default now)')
   .option('-o, --output <format>', 'table, json (one object per line) or compact', 'table')
   .option('--server <url>', 'the agent to ask', DEFAULT_SERVER)
-  .action(async (opts: { type?: string; severity?: string; source?: string; last: string; follow?: boolean; output: string; server: string }) => {
+  .action(async (opts: TimeOpts & { type?: string; severity?: string; source?: string; last: string; follow?: boolean; output: string; server: string }, cmd: Command) => {
     const format = output(opts.output);
+    const range = timeQuery(opts);
+    if (range) {
+      const rows = historyRows(cmd, opts.last);
+      const { events } = await apiGet<{ events: SecurityEventWire[] }>(opts.server, '/api/v1/security-events', {
+        type: opts.type,
+        severity: opts.severity,
+        source: opts.source,
+        ...range,
+        limit: String(rows.limit),
+      });
+      if (events.length) process.stdout.write(`${renderSecurityEvents(events, format)}\n`);
+      else if (format === 'table') process.stdout.write('no security events that match in this range\n');
+      moreRows(events.length, rows, 'events');
+      return;
+    }
     const last = whole('--last', opts.last, opts.follow ? 0 : 1);
     const filters = { type: opts.type, severity: opts.severity, source: opts.source };
     // A security event that both the history and the live stream have (the
@@ -365,15 +468,45 @@ program
 filterOptions(
   program
     .command('top')
-    .description('a live table of the busiest conversations (top talkers), refreshed in place')
-    .option('--sort <by>', 'bytes, packets or rate', 'rate')
+    .description('a live table of the busiest conversations (top talkers), refreshed in place; with --since, the top talkers of a past range from the history, once')
+    .option('--sort <by>', 'bytes, packets or rate (default rate; with --since bytes or packets, default bytes)')
     .option('-n, --limit <n>', 'rows', '20')
     .option('--interval-ms <ms>', 'refresh period', '1000')
-    .option('--once', 'print one frame (after one period, for the rates) and exit'),
-).action(async (opts: FilterOpts & { sort: string; limit: string; intervalMs: string; once?: boolean }) => {
-  const { renderTop, topRows } = await import('./top.js');
-  if (opts.sort !== 'bytes' && opts.sort !== 'packets' && opts.sort !== 'rate') throw new KubeNetProbeError('INVALID_ARGUMENT', `--sort must be bytes, packets or rate, got ${opts.sort}`);
-  const sort = opts.sort;
+    .option('--once', 'print one frame (after one period, for the rates) and exit')
+    .option('--since <time>', `the top talkers in the agent's history, from this time: ${TIME_HELP}; printed once`)
+    .option('--until <time>', 'and up to this time (default now)')
+    .option('--group <by>', 'with --since: pair (source -> destination), source or destination', 'pair')
+    .option('-o, --output <format>', 'with --since: table or json (one object per line)', 'table')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'With --since or --until, top reads the history (an agent started with --history FILE) and prints the busiest talkers of',
+        'that range once: bytes and packets summed over their flow records, each packet counted once however many watched',
+        'interfaces it crossed (from the interface that saw the most of each flow), with pod names where the inventory knew them.',
+      ].join('\n'),
+    ),
+).action(async (opts: FilterOpts & TimeOpts & { sort?: string; limit: string; intervalMs: string; once?: boolean; group: string; output: string }) => {
+  const { renderTalkers, renderTop, talkerLine, topRows } = await import('./top.js');
+  const range = timeQuery(opts);
+  if (range) {
+    const by = opts.sort ?? 'bytes';
+    if (by !== 'bytes' && by !== 'packets') throw new KubeNetProbeError('INVALID_ARGUMENT', `--sort must be bytes or packets with --since (a rate needs two reads of live flows), got ${by}`);
+    const group = opts.group;
+    if (group !== 'pair' && group !== 'source' && group !== 'destination') throw new KubeNetProbeError('INVALID_ARGUMENT', `--group must be pair, source or destination, got ${group}`);
+    if (opts.output !== 'table' && opts.output !== 'json') throw new KubeNetProbeError('INVALID_ARGUMENT', `--output must be table or json, got ${opts.output}`);
+    const limit = whole('--limit', opts.limit, 1);
+    const { talkers } = await apiGet<{ talkers: import('./top.js').TalkerWire[] }>(opts.server, '/api/v1/top', { ...filterQuery(opts), ...range, by, group, limit: String(limit) });
+    if (opts.output === 'json') {
+      for (const t of talkers) process.stdout.write(`${JSON.stringify(talkerLine(t))}\n`);
+    } else {
+      process.stdout.write(`${renderTalkers(talkers, { by, group, since: opts.since, until: opts.until, at: new Date() })}\n`);
+    }
+    return;
+  }
+  if (opts.output !== 'table') throw new KubeNetProbeError('INVALID_ARGUMENT', '--output json needs --since: the live table is refreshed in place');
+  const sort = opts.sort ?? 'rate';
+  if (sort !== 'bytes' && sort !== 'packets' && sort !== 'rate') throw new KubeNetProbeError('INVALID_ARGUMENT', `--sort must be bytes, packets or rate, got ${sort}`);
   const limit = Number(opts.limit);
   const interval = Number(opts.intervalMs);
   if (!Number.isInteger(limit) || limit < 1) throw new KubeNetProbeError('INVALID_ARGUMENT', `--limit must be a whole number from 1, got ${opts.limit}`);

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { blockChangeCompact, blockChangeLine, lostCompact, lostLine, relative, renderBlocks, renderSecurityEvents, securityCompact, securityLine, type SecurityEventWire } from './render.js';
+import { blockChangeCompact, blockChangeLine, historyFlowLine, lostCompact, lostLine, relative, renderBlocks, renderHistoryFlows, renderSecurityEvents, securityCompact, securityLine, type HistoryFlowWire, type SecurityEventWire } from './render.js';
 
 const event: SecurityEventWire = {
   timestamp: '2026-11-26T14:00:33.456Z',
@@ -68,4 +68,39 @@ test('relative times', () => {
   assert.equal(relative(300_000), 'in 5 min');
   assert.equal(relative(3 * 3_600_000), 'in 3 h');
   assert.equal(relative(3 * 86_400_000), 'in 3 d');
+});
+
+test('history rows: the flow line with packets and bytes as the record counted them, then the record and the totals', () => {
+  const row: HistoryFlowWire = {
+    key: { srcIp: '198.18.1.5', dstIp: '198.18.1.9', srcPort: 40000, dstPort: 53, protocol: 'UDP', direction: 'ingress', ifindex: 7 },
+    interface: 'veth1',
+    record: 'final',
+    firstSeen: '2026-11-26T14:00:00.000Z',
+    lastSeen: '2026-11-26T14:00:33.456Z',
+    packets: 40,
+    bytes: 4000,
+    deltaPackets: 40,
+    deltaBytes: 4000,
+    totalPackets: 140,
+    totalBytes: 14000,
+    packetsPerSec: 2,
+    bytesPerSec: 200,
+    tcpFlags: [],
+    source: { namespace: 'default', pod: 'client' },
+    destination: null,
+  };
+  const line = historyFlowLine(row);
+  assert.deepEqual(Object.keys(line), [
+    'time', 'firstSeen', 'interface', 'direction', 'protocol', 'srcIp', 'srcPort', 'srcNamespace', 'srcPod', 'dstIp', 'dstPort', 'dstNamespace', 'dstPod',
+    'packets', 'bytes', 'tcpFlags', 'state', 'record', 'deltaPackets', 'deltaBytes', 'packetsPerSec', 'bytesPerSec', 'totalPackets', 'totalBytes',
+  ]);
+  assert.deepEqual([line['time'], line['packets'], line['state'], line['record'], line['totalPackets'], line['srcPod'], line['dstPod']], [row.lastSeen, 40, null, 'final', 140, 'client', null]);
+  assert.equal(renderHistoryFlows([row], 'json'), JSON.stringify(line));
+  const t = renderHistoryFlows([row], 'table').split('\n');
+  assert.match(t[1]!, /^2026-11-26 14:00:33\.456 +veth1 +ingress +UDP +default\/client:40000 +198\.18\.1\.9:53 +40 +4000 +- +final$/);
+});
+
+test('a security event from history (no ifindex) shows its interface, or -', () => {
+  const fromHistory = { ...event, key: { protocol: 'TCP', direction: 'ingress' } } as unknown as SecurityEventWire;
+  assert.match(renderSecurityEvents([{ ...fromHistory, interface: undefined }], 'table').split('\n')[1]!, / +- +TCP port scan/);
 });

@@ -4,6 +4,7 @@
  * names are stable and documented in the README).
  */
 import type { AgentStats } from '../agent/agent.js';
+import { formatBytes } from '../format.js';
 import { blockChangeLine, blockLine, flowLine, lostLine, securityLine, type BlockChangeWire, type BlockWire, type FlowWire, type LostWire, type SecurityEventWire } from '../export/lines.js';
 
 // The json lines and the wire types live in src/export/lines.ts, shared with
@@ -40,6 +41,42 @@ export function renderFlows(flows: readonly FlowWire[], format: OutputFormat): s
   return table(rows);
 }
 
+/**
+ * A flow record from the history (`observe --since`), as the API sends it:
+ * the live flow's fields, with `packets` and `bytes` what this record counted
+ * (its deltas, so a range's rows add up to its traffic), and the flow's
+ * totals as of the record in `totalPackets` and `totalBytes`.
+ */
+export interface HistoryFlowWire extends FlowWire {
+  record: 'active' | 'final';
+  deltaPackets: number;
+  deltaBytes: number;
+  totalPackets: number;
+  totalBytes: number;
+  packetsPerSec: number;
+  bytesPerSec: number;
+}
+
+/** The json line for a history row: the flow line's fields (state null), then the record's, then the flow's totals. */
+export function historyFlowLine(f: HistoryFlowWire): Record<string, unknown> {
+  // No state: a record is active or final, in `record`.
+  return flowLine({ ...f, state: undefined }, {
+    record: f.record,
+    deltaPackets: f.deltaPackets,
+    deltaBytes: f.deltaBytes,
+    packetsPerSec: f.packetsPerSec,
+    bytesPerSec: f.bytesPerSec,
+    totalPackets: f.totalPackets,
+    totalBytes: f.totalBytes,
+  });
+}
+
+/** History rows: as live flows in a table or compact, with the record (active or final) as their state. */
+export function renderHistoryFlows(flows: readonly HistoryFlowWire[], format: OutputFormat): string {
+  if (format === 'json') return flows.map((f) => JSON.stringify(historyFlowLine(f))).join('\n');
+  return renderFlows(flows.map((f) => ({ ...f, state: f.record })), format);
+}
+
 export function table(rows: readonly (readonly string[])[]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n');
@@ -63,8 +100,24 @@ export function renderStats(s: AgentStats, format: OutputFormat): string {
     `security     ${s.security.mode} mode; ${s.security.sent} events sent, ${s.security.dropped} dropped, ${s.security.gaps} gaps, ${s.security.suppressed} held back by the rate limits`,
     `blocks       ${s.blocks.active} active, ${s.blocks.packetsDropped} packets dropped${s.blocks.insertFailed ? `, ${s.blocks.insertFailed} blocks not stored (table full)` : ''}`,
     `pipeline     ${s.pipeline.cycles} cycles, last ${s.pipeline.lastCycleMs?.toFixed(1) ?? '-'} ms; ${s.pipeline.recentFlows} recent flows, ${s.pipeline.recentEvents} recent events`,
+    historyLine(s.history),
   ];
   return lines.join('\n');
+}
+
+/** The history line of `stats`: off, or what the store holds and lost, and what it had to do. */
+function historyLine(h: AgentStats['history'] | undefined): string {
+  if (!h) return 'history      off (start the agent with --history PATH to keep flows for observe --since)';
+  if (!h.available) return `history      unavailable: ${h.lastError ?? 'the store could not be started'}`;
+  const when = (d: Date | string | null): string => (d === null ? '-' : tableTime(typeof d === 'string' ? d : d.toISOString()));
+  const parts = [
+    `${h.inMemory ? 'in memory (until restart)' : h.path}: ${h.flows} flow records, ${h.events} events, ${formatBytes(h.bytes)}`,
+    h.oldest ? `${when(h.oldest)} to ${when(h.newest)}` : 'empty',
+    `${h.dropped} rows lost`,
+  ];
+  if (h.recovery) parts.push(h.recovery.action === 'moved-aside' ? `recovered: the old store was moved to ${h.recovery.movedTo.join(' and ')}` : 'the file could not be used');
+  if (h.lastError) parts.push(`last error: ${h.lastError}`);
+  return `history      ${parts.join('; ')}`;
 }
 
 const tableTime = (iso: string): string => iso.replace('T', ' ').replace('Z', '');
@@ -96,7 +149,8 @@ export function renderSecurityEvents(events: readonly SecurityEventWire[], forma
       e.type,
       named(e.attackerIdentity, e.attacker.ip, e.attacker.port),
       named(e.targetIdentity, e.target.ip, e.target.port),
-      e.interface ?? String(e.key.ifindex),
+      // From history the ifindex is not kept: '-' when the interface had no name either.
+      e.interface ?? (e.key.ifindex === undefined ? '-' : String(e.key.ifindex)),
       e.description,
     ]);
   }

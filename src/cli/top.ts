@@ -53,3 +53,46 @@ export function renderTop(rows: readonly TopRow[], sort: TopSort, at: Date): str
   ]);
   return `${head}\n${body}`;
 }
+
+/** A top talker from the history, as the API sends it (GET /api/v1/top): the ends it is grouped by, and sums. */
+export interface TalkerWire {
+  srcIp?: string;
+  srcNamespace?: string | null;
+  srcPod?: string | null;
+  dstIp?: string;
+  dstNamespace?: string | null;
+  dstPod?: string | null;
+  bytes: number;
+  packets: number;
+  records: number;
+}
+
+export type TalkerGroup = 'pair' | 'source' | 'destination';
+
+/** "namespace/pod (ip)" where the pod is known, else the address. */
+function end(ip: string | undefined, namespace: string | null | undefined, pod: string | null | undefined): string {
+  if (ip === undefined) return '-';
+  return namespace && pod ? `${namespace}/${pod} (${ip})` : ip;
+}
+
+/** The json line for a talker: the fields of its ends (null where the pod is unknown), then the sums. */
+export function talkerLine(t: TalkerWire): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (t.srcIp !== undefined) Object.assign(out, { srcIp: t.srcIp, srcNamespace: t.srcNamespace ?? null, srcPod: t.srcPod ?? null });
+  if (t.dstIp !== undefined) Object.assign(out, { dstIp: t.dstIp, dstNamespace: t.dstNamespace ?? null, dstPod: t.dstPod ?? null });
+  return { ...out, bytes: t.bytes, packets: t.packets, records: t.records };
+}
+
+/** `top --since`: the busiest talkers in a past range, once. */
+export function renderTalkers(talkers: readonly TalkerWire[], o: { by: 'bytes' | 'packets'; group: TalkerGroup; since: string | undefined; until: string | undefined; at: Date }): string {
+  const range = `${o.since ?? 'the oldest kept'} to ${o.until ?? 'now'}`;
+  const what = o.group === 'pair' ? 'source -> destination' : o.group;
+  const head = `kubenetprobe top — from history, ${range} (at ${o.at.toISOString()}) — ${talkers.length} talkers (${what}), by ${o.by}`;
+  if (talkers.length === 0) return `${head}\nno flow records in this range`;
+  const cols = o.group === 'pair' ? ['SOURCE', 'DESTINATION'] : o.group === 'source' ? ['SOURCE'] : ['DESTINATION'];
+  const rows = talkers.map((t) => {
+    const ends = o.group === 'pair' ? [end(t.srcIp, t.srcNamespace, t.srcPod), end(t.dstIp, t.dstNamespace, t.dstPod)] : o.group === 'source' ? [end(t.srcIp, t.srcNamespace, t.srcPod)] : [end(t.dstIp, t.dstNamespace, t.dstPod)];
+    return [...ends, formatBytes(t.bytes), String(t.packets), String(t.records)];
+  });
+  return `${head}\n${table([[...cols, 'BYTES', 'PACKETS', 'RECORDS'], ...rows])}`;
+}

@@ -8,7 +8,8 @@
 import { formatBytes } from '../format.js';
 import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
-import { rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { DemoNode, type DemoPod } from './demo-node.js';
 import { Agent } from '../agent/agent.js';
 import { loadConfig, parseListen } from '../agent/config.js';
@@ -27,6 +28,8 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
   let agent: Agent | undefined;
   let api: ApiServer | undefined;
   let inventoryPath: string | undefined;
+  /** The demo's own directory for the flow history, removed at the end. */
+  let historyDir: string | undefined;
   const timers: NodeJS.Timeout[] = [];
   let stopping: Promise<void> | undefined;
   const stop = (why: string): Promise<void> =>
@@ -37,6 +40,8 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
       await agent?.close();
       node.close();
       if (inventoryPath) rmSync(inventoryPath, { force: true });
+      // After agent.close(): the store is flushed and its file released.
+      if (historyDir) rmSync(historyDir, { recursive: true, force: true });
       opts.write(`demo: removed ${node.pods.length} pods, their veths and the bridge ${node.bridge}`);
     })());
   const onSignal = (sig: string) => () => void stop(sig);
@@ -47,7 +52,10 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
   // Whatever ends the process (a closed pipe on stdout, an uncaught error),
   // the namespaces, links and traffic processes go with it: close() is
   // synchronous, and the agent's links are undone by the kernel.
-  const onExit = (): void => node.close();
+  const onExit = (): void => {
+    node.close();
+    if (historyDir) rmSync(historyDir, { recursive: true, force: true });
+  };
   process.once('exit', onExit);
   const onStdoutError = (): void => void stop('output closed');
   process.stdout.on('error', onStdoutError);
@@ -66,12 +74,17 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
     await node.traffic(p('api'), ['serve-http', '8080']);
     await node.traffic(p('db'), ['serve-tcp', '5432']);
     await node.traffic(p('dns'), ['serve-udp', '53']);
-    agent = await Agent.start(loadConfig({ flags: { interface: [node.interfaceGlob], listen: opts.listen, intervalMs: 1000, idleTimeoutMs: 10000, inventory: inventoryPath } }));
+    historyDir = mkdtempSync(join(tmpdir(), 'kubenetprobe-demo-history-'));
+    const history = join(historyDir, 'history.duckdb');
+    agent = await Agent.start(loadConfig({ flags: { interface: [node.interfaceGlob], listen: opts.listen, intervalMs: 1000, idleTimeoutMs: 10000, inventory: inventoryPath, history } }));
+    for (const notice of agent.startNotices()) opts.write(`demo: ${notice}`);
+    agent.on('error', (e) => opts.write(`demo: ${e.message}`));
     api = await startApiServer(agent, parseListen(opts.listen));
 
     opts.write('demo: pods');
     for (const pod of node.pods) opts.write(`  ${`${pod.namespace}/${pod.name}`.padEnd(22)} ${pod.ip.padEnd(15)} veth ${pod.hostIf}  ${Object.entries(pod.labels).map(([k, v]) => `${k}=${v}`).join(',')}`);
     opts.write(`demo: inventory (pod identity) in ${inventoryPath}`);
+    opts.write(`demo: flow history in ${history}, removed at the end (try: npx kubenetprobe observe --server ${api.url} --since 5m; top --since 5m)`);
     opts.write(`demo: API at ${api.url}  (try: npx kubenetprobe observe --server ${api.url} --follow)`);
 
     await node.traffic(p('client'), ['client', String(seconds), `http:${p('frontend').ip}:80:500`, `udp:${p('dns').ip}:53:1000`, `bulk:${p('db').ip}:5432:4000:2000000`]);

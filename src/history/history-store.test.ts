@@ -173,6 +173,7 @@ test('records come back with every field, identity resolved at write time', asyn
       firstSeen: new Date(T0 - 5000),
       reason: 'final',
       interface: 'veth0',
+      ifindex: 7,
       direction: 'ingress',
       family: 'ipv4',
       protocol: 'TCP',
@@ -379,6 +380,38 @@ test('top talkers: order, sums and grouping match a plain JS aggregation', async
   });
 });
 
+test('countOnce: a flow direction seen on several interfaces counts once, from the one that saw the most', async () => {
+  await withStore(async (store) => {
+    const one = { src: '198.18.0.1', dst: '198.18.2.10', sport: 41000, dport: 53, protocol: 'UDP' as const };
+    const seen = (iface: string, direction: 'ingress' | 'egress', at: number, deltaPackets: number): FlowRecord => {
+      const r = rec({ ...one, at, iface, direction, deltaPackets, deltaBytes: deltaPackets * 100 });
+      r.flow.key.ifindex = iface === 'veth0' ? 7 : 8;
+      return r;
+    };
+    store.append([
+      // The client's veth (ingress) saw all 10 over two records; the server's veth (egress) lost 2 of them.
+      seen('veth0', 'ingress', T0, 6),
+      seen('veth1', 'egress', T0 + 10, 5),
+      seen('veth0', 'ingress', T0 + MIN, 4),
+      seen('veth1', 'egress', T0 + MIN + 10, 3),
+      // Another flow, seen once: counts as it is.
+      rec({ src: '198.18.2.11', dst: '198.18.3.10', sport: 42000, dport: 5432, at: T0 + 5, deltaPackets: 7, deltaBytes: 700 }),
+    ]);
+    await store.flush();
+    const all = await store.topTalkers({ limit: 10 });
+    assert.deepEqual(all.map((t) => [t.dstPod, t.packets, t.records]), [['frontend', 18, 4], ['db', 7, 1]], 'every row');
+    const once = await store.topTalkers({ limit: 10, countOnce: true });
+    assert.deepEqual(once.map((t) => [t.dstPod, t.packets, t.bytes, t.records]), [['frontend', 10, 1000, 2], ['db', 7, 700, 1]], 'the busiest observation');
+    const src = await store.topTalkers({ groupBy: 'source', countOnce: true, filters: { port: 53 } });
+    assert.deepEqual(src.map((t) => [t.srcPod, t.packets]), [['client', 10]]);
+    // Per bucket: the first minute 6 (veth0) + 7, the second 4.
+    const ts = await store.timeSeries({ since: new Date(T0), until: new Date(T0 + 2 * MIN), bucketMs: MIN, countOnce: true });
+    assert.deepEqual(ts.points.map((p) => p.packets), [13, 4]);
+    const tsAll = await store.timeSeries({ since: new Date(T0), until: new Date(T0 + 2 * MIN), bucketMs: MIN });
+    assert.deepEqual(tsAll.points.map((p) => p.packets), [18, 7]);
+  });
+});
+
 test('time buckets sum to the totals, empty buckets are zeros', async () => {
   await withStore(async (store) => {
     const recs = mixed(2000);
@@ -440,6 +473,13 @@ test('security events: every field back; type, severity, source and range filter
       windowMs: 1000,
       suppressed: 2,
       tcpFlags: ['SYN'],
+      // Identity as the resolver said when the event was written: the attacker is unknown, the target a pod.
+      attackerNamespace: null,
+      attackerPod: null,
+      targetNamespace: 'shop',
+      targetPod: 'frontend',
+      cpu: 0,
+      seq: 1n,
     });
     assert.equal(all[2]!.interface, null);
     const types = async (q: Parameters<HistoryStore['queryEvents']>[0]): Promise<string[]> => (await store.queryEvents(q)).map((e) => `${e.type}@${e.attacker.ip}`);

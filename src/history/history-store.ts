@@ -179,6 +179,7 @@ export interface HistoryFlow {
   firstSeen: Date;
   reason: FlowRecordReason;
   interface: string | null;
+  ifindex: number;
   direction: Direction;
   family: IpFamily;
   protocol: string;
@@ -208,7 +209,19 @@ export interface TopTalkersQuery extends TimeBounds {
   /** 'pair' (default): source and destination; 'source' or 'destination' alone. */
   groupBy?: TalkerGroup;
   filters?: FlowFilter;
+  /** See COUNT_ONCE below. Default false: every row counts. */
+  countOnce?: boolean;
 }
+
+/*
+ * COUNT_ONCE. A node sees one packet at several points: pod a's veth
+ * (ingress), then pod b's veth (egress), then perhaps eth0. Each is a flow
+ * record of its own, so summing every row counts such a packet two or three
+ * times. With `countOnce`, each direction of a flow (protocol, addresses,
+ * ports, identity) counts once: of the observation points (interface and
+ * direction) that saw it in the range (or the bucket), only the one that saw
+ * the most packets, as the agent's conversations do.
+ */
 
 /** One talker: the ends it is grouped by (an IP with the identity it had), and what it sent in the range. */
 export interface TopTalker {
@@ -229,6 +242,8 @@ export interface TimeSeriesQuery extends TimeBounds {
   /** Bucket width; buckets start at multiples of it since the epoch. */
   bucketMs: number;
   filters?: FlowFilter;
+  /** See COUNT_ONCE above: per bucket, each flow direction from its busiest observation point. Default false. */
+  countOnce?: boolean;
 }
 
 export interface TimeSeriesPoint {
@@ -272,6 +287,14 @@ export interface HistoryEvent {
   windowMs: number;
   suppressed: number;
   tcpFlags: string[];
+  /** Pod identity of each end when the event was written; null where unknown. */
+  attackerNamespace: string | null;
+  attackerPod: string | null;
+  targetNamespace: string | null;
+  targetPod: string | null;
+  cpu: number;
+  /** Per-CPU sequence number. */
+  seq: bigint;
 }
 
 export interface HistoryStats {
@@ -447,6 +470,25 @@ function whereSql(where: string[]): string {
   return where.length ? `WHERE ${where.join(' AND ')}` : '';
 }
 
+/** A flow direction: what is counted once (COUNT_ONCE), whatever saw it. */
+const DIRECTION_COLUMNS = 'protocol_number, src_addr, src_port, dst_addr, dst_port, src_ip, src_namespace, src_pod, dst_ip, dst_namespace, dst_pod';
+
+/**
+ * COUNT_ONCE: each flow direction's sums from its busiest observation point
+ * (interface and direction), per `bucket` if one is given (an SQL
+ * expression over ts, or ''). Columns: bucket (if given), the direction
+ * columns, bytes, packets, records.
+ */
+function onceSql(bucket: string, where: string): string {
+  const part = bucket ? `${bucket}, ${DIRECTION_COLUMNS}` : DIRECTION_COLUMNS;
+  return (
+    `SELECT * FROM (SELECT ${bucket ? `${bucket} AS bucket, ` : ''}${DIRECTION_COLUMNS}, ` +
+    'sum(delta_bytes) AS bytes, sum(delta_packets) AS packets, count(*) AS records, ' +
+    `row_number() OVER (PARTITION BY ${part} ORDER BY sum(delta_packets) DESC, sum(delta_bytes) DESC, ifindex, direction) AS observation ` +
+    `FROM ${FLOWS_TABLE} ${where} GROUP BY ${part}, ifindex, interface, direction) WHERE observation = 1`
+  );
+}
+
 const TALKER_COLUMNS: Record<TalkerGroup, readonly string[]> = {
   pair: ['src_ip', 'src_namespace', 'src_pod', 'dst_ip', 'dst_namespace', 'dst_pod'],
   source: ['src_ip', 'src_namespace', 'src_pod'],
@@ -577,6 +619,8 @@ export class HistoryStore {
     for (const e of this.admit(events)) {
       const t = e.timestamp.getTime();
       const level = SEVERITIES.indexOf(e.severity);
+      const attacker = this.identify(e.attacker.ip);
+      const target = this.identify(e.target.ip);
       this.eventBuf.push({
         ts: Number.isFinite(t) ? t : this.opts.now(),
         type: e.type,
@@ -597,6 +641,12 @@ export class HistoryStore {
         windowMs: e.windowMs,
         suppressed: e.suppressed,
         tcpFlags: e.tcpFlags.join(','),
+        attackerNamespace: attacker?.namespace,
+        attackerPod: attacker?.pod,
+        targetNamespace: target?.namespace,
+        targetPod: target?.pod,
+        cpu: Number.isInteger(e.cpu) && e.cpu >= 0 ? e.cpu : 0,
+        seq: typeof e.seq === 'bigint' && e.seq >= 0n && e.seq < 1n << 64n ? e.seq : 0n,
       });
     }
     this.afterAppend();
@@ -618,7 +668,7 @@ export class HistoryStore {
     filterClauses(q.filters, p, where);
     const limit = p.set('limit', checkLimit('limit', q.limit, 1000, MAX_ROWS), BIGINT);
     const sql =
-      'SELECT ts, first_seen, reason, interface, direction, family, protocol, src_ip, src_port, src_namespace, src_pod, ' +
+      'SELECT ts, first_seen, reason, interface, ifindex, direction, family, protocol, src_ip, src_port, src_namespace, src_pod, ' +
       'dst_ip, dst_port, dst_namespace, dst_pod, packets, bytes, delta_packets, delta_bytes, packets_per_sec, bytes_per_sec, tcp_flags ' +
       `FROM ${FLOWS_TABLE} ${whereSql(where)} ORDER BY ts DESC, rowid DESC LIMIT ${limit}`;
     const rows = await this.read(sql, p);
@@ -627,6 +677,7 @@ export class HistoryStore {
       firstSeen: date(r['first_seen']),
       reason: str(r['reason']) as FlowRecordReason,
       interface: optStr(r['interface']),
+      ifindex: num(r['ifindex']),
       direction: str(r['direction']) as Direction,
       family: str(r['family']) as IpFamily,
       protocol: str(r['protocol']),
@@ -662,9 +713,11 @@ export class HistoryStore {
     timeClauses(q, p, where);
     filterClauses(q.filters, p, where);
     const limit = p.set('limit', checkLimit('limit', q.limit, 10, 10_000), BIGINT);
+    const source = q.countOnce ? `(${onceSql('', whereSql(where))})` : FLOWS_TABLE;
+    const [bytes, packets, records] = q.countOnce ? ['bytes', 'packets', 'records'] : ['delta_bytes', 'delta_packets', '*'];
     const sql =
-      `SELECT ${cols.join(', ')}, sum(delta_bytes) AS bytes, sum(delta_packets) AS packets, count(*) AS records ` +
-      `FROM ${FLOWS_TABLE} ${whereSql(where)} GROUP BY ${cols.join(', ')} ` +
+      `SELECT ${cols.join(', ')}, sum(${bytes}) AS bytes, sum(${packets}) AS packets, ${q.countOnce ? `sum(${records})` : 'count(*)'} AS records ` +
+      `FROM ${source} ${q.countOnce ? '' : whereSql(where)} GROUP BY ${cols.join(', ')} ` +
       `ORDER BY ${TALKER_ORDER[by]}, ${cols.join(', ')} LIMIT ${limit}`;
     const rows = await this.read(sql, p);
     return rows.map((r) => {
@@ -698,9 +751,11 @@ export class HistoryStore {
     timeClauses({ since, until }, p, where);
     filterClauses(q.filters, p, where);
     const bucket = p.set('bucket', q.bucketMs, BIGINT);
-    const sql =
-      `SELECT (epoch_ms(ts) // ${bucket}) * ${bucket} AS bucket, sum(delta_bytes) AS bytes, sum(delta_packets) AS packets, count(*) AS records ` +
-      `FROM ${FLOWS_TABLE} ${whereSql(where)} GROUP BY 1 ORDER BY 1`;
+    const bucketOf = `(epoch_ms(ts) // ${bucket}) * ${bucket}`;
+    const sql = q.countOnce
+      ? `SELECT bucket, sum(bytes) AS bytes, sum(packets) AS packets, sum(records) AS records FROM (${onceSql(bucketOf, whereSql(where))}) GROUP BY 1 ORDER BY 1`
+      : `SELECT ${bucketOf} AS bucket, sum(delta_bytes) AS bytes, sum(delta_packets) AS packets, count(*) AS records ` +
+        `FROM ${FLOWS_TABLE} ${whereSql(where)} GROUP BY 1 ORDER BY 1`;
     const rows = await this.read(sql, p);
     const byStart = new Map(rows.map((r) => [num(r['bucket']), r]));
     const points: TimeSeriesPoint[] = [];
@@ -736,7 +791,7 @@ export class HistoryStore {
     const limit = p.set('limit', checkLimit('limit', q.limit, 1000, MAX_ROWS), BIGINT);
     const sql =
       'SELECT ts, type, severity, description, attacker_ip, attacker_port, target_ip, target_port, interface, hook, protocol, ' +
-      `count, threshold, window_ms, suppressed, tcp_flags FROM ${EVENTS_TABLE} ${whereSql(where)} ORDER BY ts DESC, rowid DESC LIMIT ${limit}`;
+      `count, threshold, window_ms, suppressed, tcp_flags, attacker_namespace, attacker_pod, target_namespace, target_pod, cpu, seq FROM ${EVENTS_TABLE} ${whereSql(where)} ORDER BY ts DESC, rowid DESC LIMIT ${limit}`;
     const rows = await this.read(sql, p);
     return rows.reverse().map((r) => ({
       time: date(r['ts']),
@@ -753,6 +808,12 @@ export class HistoryStore {
       windowMs: num(r['window_ms']),
       suppressed: num(r['suppressed']),
       tcpFlags: flags(r['tcp_flags']),
+      attackerNamespace: optStr(r['attacker_namespace']),
+      attackerPod: optStr(r['attacker_pod']),
+      targetNamespace: optStr(r['target_namespace']),
+      targetPod: optStr(r['target_pod']),
+      cpu: num(r['cpu']),
+      seq: typeof r['seq'] === 'bigint' ? r['seq'] : BigInt(num(r['seq'])),
     }));
   }
 

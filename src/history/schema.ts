@@ -9,7 +9,7 @@
 import { timestampValue, type DuckDBAppender } from '@duckdb/node-api';
 
 /** Bumped when a column changes; a store with another version is moved aside on open, not misread. */
-export const SCHEMA_VERSION = '1';
+export const SCHEMA_VERSION = '2';
 
 export const FLOWS_TABLE = 'flows';
 export const EVENTS_TABLE = 'events';
@@ -75,6 +75,12 @@ export interface EventRow {
   windowMs: number;
   suppressed: number;
   tcpFlags: string;
+  attackerNamespace: string | undefined;
+  attackerPod: string | undefined;
+  targetNamespace: string | undefined;
+  targetPod: string | undefined;
+  cpu: number;
+  seq: bigint;
 }
 
 /** TIMESTAMP holds microseconds; rows carry ms (all a Date has). */
@@ -149,6 +155,13 @@ export const EVENT_COLUMNS: readonly Column<EventRow>[] = [
   { name: 'window_ms', type: 'BIGINT', nullable: false, put: (a, r) => a.appendBigInt(big(r.windowMs)) },
   { name: 'suppressed', type: 'BIGINT', nullable: false, put: (a, r) => a.appendBigInt(big(r.suppressed)) },
   { name: 'tcp_flags', type: 'VARCHAR', nullable: false, put: (a, r) => a.appendVarchar(r.tcpFlags) },
+  // Schema 2: pod identity of each end as it was when the event was written, and the event's CPU and per-CPU sequence number.
+  { name: 'attacker_namespace', type: 'VARCHAR', nullable: true, put: (a, r) => optVarchar(a, r.attackerNamespace) },
+  { name: 'attacker_pod', type: 'VARCHAR', nullable: true, put: (a, r) => optVarchar(a, r.attackerPod) },
+  { name: 'target_namespace', type: 'VARCHAR', nullable: true, put: (a, r) => optVarchar(a, r.targetNamespace) },
+  { name: 'target_pod', type: 'VARCHAR', nullable: true, put: (a, r) => optVarchar(a, r.targetPod) },
+  { name: 'cpu', type: 'UINTEGER', nullable: false, put: (a, r) => a.appendUInteger(r.cpu >>> 0) },
+  { name: 'seq', type: 'UBIGINT', nullable: false, put: (a, r) => a.appendUBigInt(r.seq) },
 ];
 
 function createTable<R>(prefix: string, table: string, cols: readonly Column<R>[]): string {

@@ -92,6 +92,12 @@ describe('agent, observe and stats end to end', () => {
       const bad = run(['observe', '--port', 'eighty', ...server]);
       assert.equal(bad.code, 2);
       assert.match(bad.err, /the agent refused: port: not a port number/);
+      const badWorkload = run(['observe', '--workload', 'a/b/c', ...server]);
+      assert.equal(badWorkload.code, 2);
+      assert.match(badWorkload.err, /the agent refused: workload: not a workload name or kind\/name/);
+      const unknown = run(['observe', '--port', '6301', '--label', 'app=web', '-o', 'json', ...server]);
+      assert.equal(unknown.code, 0, unknown.err);
+      assert.equal(unknown.out.trim(), '', 'no identity here: an identity filter matches nothing');
       const top = run(['top', '--once', '--sort', 'bytes', '--interval-ms', '200', '--port', '6301', ...server]);
       assert.equal(top.code, 0, top.err);
       assert.match(top.out, /^kubenetprobe top — .* — 1 conversations, by bytes\nFROM +TO +PROTO +BYTES +PACKETS +RATE +STATE\n/);

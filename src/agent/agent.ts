@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events';
 import { BlockList, isIP } from 'node:net';
 import { NetworkMonitor } from '../monitor/network-monitor.js';
 import type { Block, BlockChange, Hook, InterfaceCounters, LostEvents, OutcomeCounts, SecurityEvent, FlowStats } from '../types.js';
-import { detectorOptions, type AgentConfig } from './config.js';
+import { detectorOptions, kubernetesSource, type AgentConfig } from './config.js';
 import { InterfaceWatcher, interfaceMatcher, type InterfaceRef } from './interface-watcher.js';
 import { keepLargeBuffersOnMmap } from './allocator.js';
 import { startFlowPipeline, type FlowPipeline, type PipelineCycle } from './flow-pipeline.js';
@@ -23,6 +23,8 @@ import type { DetectorConfig } from '../monitor/detectors.js';
 import { NO_EXPORT_STATS, startExporters, type Exporters, type ExportStats } from '../export/index.js';
 // Types only: the store (and DuckDB's native library) is loaded when history is on.
 import type { HistoryNotice, HistoryNoticeKind, HistoryStore, RecoveryNote } from '../history/history-store.js';
+// Types only: the Kubernetes client is loaded when `kubernetes` is on.
+import type { ClusterIdentity } from '../k8s/cluster-identity.js';
 
 export interface AgentEvents {
   record: [FlowRecord];
@@ -153,6 +155,10 @@ export class Agent extends EventEmitter<AgentEvents> {
   private pipeline: FlowPipeline | undefined;
   private watcher: InterfaceWatcher | undefined;
   private readonly inventory: Inventory | undefined;
+  /** Identity from the cluster (`kubernetes` in the config); undefined where off or it could not be set up. */
+  private cluster: ClusterIdentity | undefined;
+  /** The last problem reported for each watched resource, so a retried failure is said once. */
+  private readonly clusterWarnings = new Map<string, string>();
   private exporters: Exporters | undefined;
   private history: HistoryStore | undefined;
   private historyStatus: HistoryStatus | null = null;
@@ -184,14 +190,84 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.inventory = config.inventory ? Inventory.load(config.inventory) : undefined;
   }
 
-  /** Every pod whose identity is known, by IP (for per-pod metrics). */
+  /**
+   * Every pod whose identity is known, by IP (for per-pod metrics): from the
+   * cluster, the pods of this node (every pod when the node's name is not
+   * known); then the inventory's. A deleted pod is no longer listed.
+   */
   knownPods(): Iterable<[string, PodIdentity]> {
-    return this.inventory?.entries() ?? [];
+    const cluster = this.cluster;
+    if (!cluster) return this.inventory?.entries() ?? [];
+    const out = new Map<string, PodIdentity>();
+    const node = this.config.nodeName;
+    for (const [ip] of cluster.pods(node !== undefined ? { node } : {})) {
+      const id = this.clusterPod(ip);
+      if (id) out.set(ip, id);
+    }
+    for (const [ip, id] of this.inventory?.entries() ?? []) if (!out.has(ip)) out.set(ip, id);
+    return out;
   }
 
-  /** The pod behind an address, where the inventory knows it. */
+  /** The pod behind an address: from the cluster where it is watched, else from the inventory. */
   identity(ip: string): PodIdentity | undefined {
-    return this.inventory?.lookup(ip);
+    return this.clusterPod(ip) ?? this.inventory?.lookup(ip);
+  }
+
+  private clusterPod(ip: string): PodIdentity | undefined {
+    const r = this.cluster?.identify(ip);
+    if (r?.kind !== 'pod') return undefined;
+    const id: PodIdentity = { namespace: r.namespace, pod: r.pod, labels: { ...r.labels }, workload: { kind: r.workload.kind, name: r.workload.name } };
+    if (r.service !== undefined) id.service = r.service;
+    if (r.node) id.node = r.node;
+    return id;
+  }
+
+  /**
+   * Starts watching the cluster for identity. Never fails the start: a
+   * cluster that cannot be reached is reported, and the agent runs without
+   * its identity (the informers keep retrying; names appear once they list).
+   */
+  private async startCluster(): Promise<void> {
+    if (this.config.kubernetes === 'off') return;
+    const source = kubernetesSource(this.config);
+    if (!source) {
+      this.notice(`kubernetes: ${this.config.kubernetes}: not in a cluster (KUBERNETES_SERVICE_HOST unset) and no kubeconfig given: running without cluster identity`);
+      return;
+    }
+    let cluster: ClusterIdentity;
+    try {
+      const { ClusterIdentity } = await import('../k8s/cluster-identity.js');
+      cluster = new ClusterIdentity({
+        ...source,
+        labels: this.config.identityLabels,
+        ...(this.config.nodeName !== undefined ? { nodeName: this.config.nodeName } : {}),
+      });
+    } catch (err) {
+      this.notice(`kubernetes: can't be used, running without cluster identity: ${firstLine(err)}`);
+      return;
+    }
+    cluster.on('warning', (err, path) => {
+      const message = `kubernetes: ${path}: ${firstLine(err)} (retrying)`;
+      if (this.clusterWarnings.get(path) === message) return;
+      this.clusterWarnings.set(path, message);
+      this.notice(message);
+    });
+    this.cluster = cluster;
+    try {
+      await cluster.start(this.config.kubernetesTimeoutMs);
+    } catch (err) {
+      this.notice(`kubernetes: ${firstLine(err)}: running without cluster identity until it answers`);
+    }
+  }
+
+  /** A problem that does not stop the agent: kept for startNotices() while starting, then an 'error' (a warning if nobody listens). */
+  private notice(message: string): void {
+    if (!this.started) {
+      this.noticesAtStart.push(message);
+      return;
+    }
+    if (this.listenerCount('error') > 0) this.emit('error', new Error(message));
+    else process.emitWarning(message, { code: 'KUBENETPROBE_KUBERNETES' });
   }
 
   static async start(config: AgentConfig): Promise<Agent> {
@@ -211,6 +287,8 @@ export class Agent extends EventEmitter<AgentEvents> {
       agent.exporters = await startExporters(agent, config);
       // History too; a store that cannot be opened never fails the start (it is moved aside, or kept in memory).
       if (config.history !== undefined) await agent.openHistory(config.history);
+      // Cluster identity before the first cycle, so the first records carry names; never fails the start.
+      await agent.startCluster();
       monitor.on('error', (e) => agent.emit('error', e));
       monitor.on('security', (e) => {
         agent.securityEvents.push(e);
@@ -573,6 +651,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.closed = true;
     await this.pipeline?.close();
     this.watcher?.close();
+    await this.cluster?.close().catch(() => {});
     await this.monitor.close();
     // Last: the pipeline's and the monitor's final records are flushed with the rest.
     await this.exporters?.close();

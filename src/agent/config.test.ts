@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, detectorOptions, loadConfig, parseListen } from './config.js';
+import { ConfigError, detectorOptions, kubernetesSource, loadConfig, parseListen } from './config.js';
 
 test('defaults, then file, then environment, then flags', () => {
   const dir = mkdtempSync(join(tmpdir(), 'knp-config-'));
@@ -158,4 +158,25 @@ test('history: off by default; path, retention and size from the file, the envir
   } finally {
     rmSync(dir, { recursive: true });
   }
+});
+
+test('kubernetes: off by default; kubeconfig, node name and identity labels; auto picks in-cluster or the kubeconfig', () => {
+  const d = loadConfig({});
+  assert.equal(d.kubernetes, 'off');
+  assert.equal(d.kubeconfig, undefined);
+  assert.equal(d.nodeName, undefined);
+  assert.deepEqual(d.identityLabels, ['app', 'app.kubernetes.io/name', 'app.kubernetes.io/component', 'k8s-app']);
+  assert.equal(kubernetesSource(d, {}), undefined);
+
+  const c = loadConfig({ env: { NODE_NAME: 'node-7', KUBENETPROBE_IDENTITY_LABELS: 'app, team.example.com/*', KUBENETPROBE_KUBERNETES: 'auto' }, flags: { kubeconfig: '/etc/kube.yaml' } });
+  assert.equal(c.nodeName, 'node-7', 'NODE_NAME, as the DaemonSet sets it');
+  assert.deepEqual(c.identityLabels, ['app', 'team.example.com/*']);
+  assert.deepEqual(kubernetesSource(c, {}), { kubeconfig: '/etc/kube.yaml' }, 'auto outside a cluster: the kubeconfig');
+  assert.deepEqual(kubernetesSource(c, { KUBERNETES_SERVICE_HOST: '10.96.0.1' }), { inCluster: true }, 'auto in a cluster: in-cluster');
+  assert.equal(kubernetesSource(loadConfig({ flags: { kubernetes: 'auto' } }), {}), undefined, 'auto with neither: off');
+  assert.equal(loadConfig({ env: { NODE_NAME: 'a', KUBENETPROBE_NODE_NAME: 'b' } }).nodeName, 'b');
+  assert.deepEqual(kubernetesSource(loadConfig({ flags: { kubernetes: 'in-cluster' } }), {}), { inCluster: true });
+
+  assert.throws(() => loadConfig({ flags: { kubernetes: 'yes' } }), /invalid config: kubernetes: /);
+  assert.throws(() => loadConfig({ flags: { kubernetes: 'kubeconfig' } }), /invalid config: kubeconfig: kubernetes is kubeconfig: give the kubeconfig file/);
 });

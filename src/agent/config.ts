@@ -179,6 +179,21 @@ export const configSchema = z
       .max(2 ** 50)
       .default(1 << 30),
     // --- end history ---
+    // --- Kubernetes identity (src/k8s/): off unless set ---
+    /**
+     * Where pod identity comes from besides the inventory: off; in-cluster (the pod's service account);
+     * kubeconfig (the file in `kubeconfig`); auto (in-cluster when KUBERNETES_SERVICE_HOST is set, else the kubeconfig if given, else off).
+     */
+    kubernetes: z.enum(['off', 'auto', 'in-cluster', 'kubeconfig']).default('off'),
+    /** A kubeconfig file, for kubernetes: kubeconfig (or auto outside a cluster). */
+    kubeconfig: z.string().min(1, 'give a file path').optional(),
+    /** This node's name: its pods get per-pod metrics. Default: $NODE_NAME (the DaemonSet sets it). */
+    nodeName: z.string().min(1).optional(),
+    /** How long the start waits for the cluster's first lists (ms) before going on without identity (it keeps trying). */
+    kubernetesTimeoutMs: ms(15000),
+    /** Pod label keys kept in identity (exact keys, or prefixes ending in "*"). */
+    identityLabels: z.array(z.string().min(1)).default(['app', 'app.kubernetes.io/name', 'app.kubernetes.io/component', 'k8s-app']),
+    // --- end Kubernetes ---
     detectors: detectorsSchema,
   })
   .strict()
@@ -201,6 +216,9 @@ export const configSchema = z
         ctx.addIssue({ code: 'custom', path, message });
       }
     };
+    if (c.kubernetes === 'kubeconfig' && c.kubeconfig === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['kubeconfig'], message: 'kubernetes is kubeconfig: give the kubeconfig file' });
+    }
     check(['blockTtlMs'], { blockTtlMs: c.blockTtlMs });
     for (const [field, value] of Object.entries(c.detectors)) {
       if (field !== 'enabled' && value !== undefined) check(['detectors', field], { [field]: value });
@@ -246,6 +264,11 @@ export const ENV: Record<TopField, string> = {
   history: 'KUBENETPROBE_HISTORY',
   historyRetentionMs: 'KUBENETPROBE_HISTORY_RETENTION_MS',
   historyMaxBytes: 'KUBENETPROBE_HISTORY_MAX_BYTES',
+  kubernetes: 'KUBENETPROBE_KUBERNETES',
+  kubeconfig: 'KUBENETPROBE_KUBECONFIG',
+  kubernetesTimeoutMs: 'KUBENETPROBE_KUBERNETES_TIMEOUT_MS',
+  nodeName: 'KUBENETPROBE_NODE_NAME',
+  identityLabels: 'KUBENETPROBE_IDENTITY_LABELS',
 };
 
 /** Environment variables for the `detectors` fields. */
@@ -263,7 +286,7 @@ export const DETECTOR_ENV: Record<DetectorField, string> = {
 };
 
 /** Fields that are lists: comma-separated in the environment. */
-const LISTS = new Set<string>(['interface', 'enforce', 'allowlist', 'martians', 'enabled']);
+const LISTS = new Set<string>(['interface', 'enforce', 'allowlist', 'martians', 'enabled', 'identityLabels']);
 
 export class ConfigError extends KubeNetProbeError {
   constructor(message: string) {
@@ -284,6 +307,8 @@ function fromEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
     return out;
   };
   const out = read(ENV);
+  // The DaemonSet sets NODE_NAME from spec.nodeName.
+  if (out['nodeName'] === undefined && env['NODE_NAME']) out['nodeName'] = env['NODE_NAME'];
   const detectors = read(DETECTOR_ENV);
   if (Object.keys(detectors).length) out['detectors'] = detectors;
   return out;
@@ -336,6 +361,24 @@ export function loadConfig(sources: { flags?: Record<string, unknown>; env?: Nod
     throw new ConfigError(`invalid config: ${field}: ${issue.code === 'unrecognized_keys' ? `not a setting (settings here: ${settings.join(', ')})` : issue.message}`);
   }
   return r.data;
+}
+
+/**
+ * How the agent reaches the cluster for identity, from `kubernetes` and
+ * `kubeconfig`: undefined when it does not.
+ */
+export function kubernetesSource(c: AgentConfig, env: NodeJS.ProcessEnv = process.env): { inCluster: true } | { kubeconfig: string } | undefined {
+  switch (c.kubernetes) {
+    case 'off':
+      return undefined;
+    case 'in-cluster':
+      return { inCluster: true };
+    case 'kubeconfig':
+      return c.kubeconfig !== undefined ? { kubeconfig: c.kubeconfig } : undefined;
+    case 'auto':
+      if (env['KUBERNETES_SERVICE_HOST']) return { inCluster: true };
+      return c.kubeconfig !== undefined ? { kubeconfig: c.kubeconfig } : undefined;
+  }
 }
 
 /** The library's detector settings for a config. */

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FilterError, addressMatcher, compileFilter, parseFilter } from './flow-filter.js';
+import { FilterError, addressMatcher, compileFilter, parseFilter, type FilterIdentity } from './flow-filter.js';
 import type { FlowKey } from '../types.js';
 
 const key: FlowKey = { family: 'ipv4', srcIp: '198.18.1.5', dstIp: '198.18.2.9', srcPort: 40000, dstPort: 80, protocol: 'TCP', protocolNumber: 6, direction: 'ingress', ifindex: 4 };
@@ -65,4 +65,50 @@ test('addressMatcher: the ip and cidr filters alone, for one address', () => {
   assert.ok(m({ cidr: '198.18.0.0/15' }, '198.18.1.6'));
   assert.ok(!m({ cidr: '198.18.0.0/15' }, 'fd00::1'));
   assert.ok(m({ cidr: 'fd00::/8' }, 'fd00::1'));
+});
+
+test('workload, service and label: parsing names the parameter', () => {
+  assert.deepEqual(parseFilter({ workload: 'web', service: 'shop/api', label: 'app.kubernetes.io/name=web' }), { workload: 'web', service: 'shop/api', label: 'app.kubernetes.io/name=web' });
+  assert.deepEqual(parseFilter({ workload: 'Deployment/web', label: 'tier=' }), { workload: 'Deployment/web', label: 'tier=' });
+  const bad: [Record<string, string>, string][] = [
+    [{ workload: 'a/b/c' }, 'workload'],
+    [{ workload: 'Web' }, 'workload'],
+    [{ workload: '9x/web' }, 'workload'],
+    [{ service: 'a/b/c' }, 'service'],
+    [{ service: 'API' }, 'service'],
+    [{ label: 'app' }, 'label'],
+    [{ label: '=web' }, 'label'],
+    [{ label: 'app=we b' }, 'label'],
+    [{ label: 'Bad_Prefix/app=web' }, 'label'],
+    [{ label: `app=${'x'.repeat(64)}` }, 'label'],
+  ];
+  for (const [p, param] of bad) {
+    assert.throws(() => parseFilter(p), (e: unknown) => e instanceof FilterError && e.param === param && e.message.startsWith(`${param}: `), JSON.stringify(p));
+  }
+});
+
+test('workload, service and label match either end where identity knows them', () => {
+  const who = (ip: string): FilterIdentity | undefined =>
+    ip === '198.18.1.5'
+      ? { namespace: 'default', pod: 'client-1', labels: { app: 'client' }, workload: { kind: 'Pod', name: 'client-1' } }
+      : ip === '198.18.2.9'
+        ? { namespace: 'shop', pod: 'api-7d9f-x', labels: { app: 'api', tier: '' }, workload: { kind: 'Deployment', name: 'api' }, service: 'api-svc' }
+        : undefined;
+  const m = (p: Record<string, string>, k = key) => compileFilter(parseFilter(p), who)(k, 'veth1');
+  assert.ok(m({ workload: 'api' }));
+  assert.ok(m({ workload: 'Deployment/api' }));
+  assert.ok(m({ workload: 'deployment/api' }), 'the kind in any case');
+  assert.ok(!m({ workload: 'StatefulSet/api' }));
+  assert.ok(m({ workload: 'Pod/client-1' }));
+  assert.ok(m({ service: 'api-svc' }));
+  assert.ok(m({ service: 'shop/api-svc' }));
+  assert.ok(!m({ service: 'default/api-svc' }));
+  assert.ok(!m({ service: 'client' }));
+  assert.ok(m({ label: 'app=client' }));
+  assert.ok(m({ label: 'tier=' }), 'an empty value matches a label set to ""');
+  assert.ok(!m({ label: 'app=db' }));
+  assert.ok(!m({ label: 'constructor=' }), 'only the labels themselves');
+  assert.ok(m({ workload: 'api', label: 'app=api', service: 'api-svc', port: '80' }), 'filters combine with AND');
+  assert.ok(!m({ workload: 'api' }, v6), 'unknown addresses never match an identity filter');
+  assert.ok(!compileFilter(parseFilter({ workload: 'x' }), () => ({ namespace: 'a', pod: 'x' }))(key, 'veth1'), 'an identity without a workload (an old inventory) never matches');
 });

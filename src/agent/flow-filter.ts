@@ -1,6 +1,7 @@
 /**
  * Flow filters shared by the API and the CLI: ip, cidr, port, protocol,
- * direction, interface. Parsing names the bad parameter.
+ * direction, interface, and by identity (namespace, pod, workload, service,
+ * label). Parsing names the bad parameter.
  */
 import { BlockList, isIP } from 'node:net';
 import { InvalidArgumentError } from '../errors.js';
@@ -17,10 +18,25 @@ export interface FlowFilter {
   namespace?: string;
   /** Either end is this pod: "name" or "namespace/name". */
   pod?: string;
+  /** Either end is a pod of this workload: "name" or "kind/name" (kind in any case, e.g. Deployment/web). */
+  workload?: string;
+  /** Either end is a pod behind this service: "name" or "namespace/name". */
+  service?: string;
+  /** Either end is a pod with this label: "key=value" (the labels the identity keeps). */
+  label?: string;
+}
+
+/** What the identity filters look at (PodIdentity in inventory.ts has this shape). */
+export interface FilterIdentity {
+  namespace: string;
+  pod: string;
+  labels?: Readonly<Record<string, string>>;
+  workload?: { kind: string; name: string };
+  service?: string;
 }
 
 /** Identity of an address, where known. */
-export type IdentityResolver = (ip: string) => { namespace: string; pod: string } | undefined;
+export type IdentityResolver = (ip: string) => FilterIdentity | undefined;
 
 export interface CompiledFilter {
   (key: FlowKey, iface: string | undefined): boolean;
@@ -36,11 +52,33 @@ export class FilterError extends InvalidArgumentError {
 }
 
 /** The flow filters' parameter names. */
-export const FLOW_FILTER_PARAMS = ['ip', 'cidr', 'port', 'protocol', 'direction', 'interface', 'namespace', 'pod'] as const;
+export const FLOW_FILTER_PARAMS = ['ip', 'cidr', 'port', 'protocol', 'direction', 'interface', 'namespace', 'pod', 'workload', 'service', 'label'] as const;
+
+/** The filters that need identity beyond namespace and pod (not kept in the flow history). */
+export const LIVE_IDENTITY_PARAMS = ['workload', 'service', 'label'] as const;
 
 const PROTOCOLS = new Set(['tcp', 'udp', 'icmp', 'icmpv6']);
 /** Kubernetes object names: DNS labels and subdomains. */
 const K8S_NAME = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/;
+/** Kinds of workload: Deployment, StatefulSet, DaemonSet, CronJob, Job, ReplicaSet, Pod... */
+const KIND = /^[A-Za-z][A-Za-z0-9]{0,62}$/;
+/** A label's name part, and its value (which may be empty). */
+const LABEL_NAME = /^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$/;
+const LABEL_VALUE = /^([A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?$/;
+
+/** "key=value" with a Kubernetes label key ([prefix/]name) and value; undefined if not. */
+export function parseLabel(raw: string): { key: string; value: string } | undefined {
+  const eq = raw.indexOf('=');
+  if (eq <= 0) return undefined;
+  const key = raw.slice(0, eq);
+  const value = raw.slice(eq + 1);
+  const slash = key.indexOf('/');
+  const prefix = slash >= 0 ? key.slice(0, slash) : undefined;
+  const name = slash >= 0 ? key.slice(slash + 1) : key;
+  if (prefix !== undefined && (prefix.length > 253 || !K8S_NAME.test(prefix))) return undefined;
+  if (!LABEL_NAME.test(name) || !LABEL_VALUE.test(value)) return undefined;
+  return { key, value };
+}
 
 /** From query parameters or flags (strings); unknown names are refused. */
 export function parseFilter(params: Record<string, string | undefined>): FlowFilter {
@@ -87,6 +125,23 @@ export function parseFilter(params: Record<string, string | undefined>): FlowFil
         f.pod = raw;
         break;
       }
+      case 'workload': {
+        const parts = raw.split('/');
+        const ok = parts.length === 1 ? K8S_NAME.test(raw) : parts.length === 2 && KIND.test(parts[0]!) && K8S_NAME.test(parts[1]!);
+        if (!ok) throw new FilterError('workload', `not a workload name or kind/name (e.g. Deployment/web): ${JSON.stringify(raw)}`);
+        f.workload = raw;
+        break;
+      }
+      case 'service': {
+        const parts = raw.split('/');
+        if (parts.length > 2 || !parts.every((p) => K8S_NAME.test(p))) throw new FilterError('service', `not a service name or namespace/name: ${JSON.stringify(raw)}`);
+        f.service = raw;
+        break;
+      }
+      case 'label':
+        if (!parseLabel(raw)) throw new FilterError('label', `not key=value with a Kubernetes label key and value (e.g. app=web): ${JSON.stringify(raw)}`);
+        f.label = raw;
+        break;
       default:
         throw new FilterError(name, `unknown filter (${FLOW_FILTER_PARAMS.join(', ')})`);
     }
@@ -102,11 +157,22 @@ export function compileFilter(f: FlowFilter, identity: IdentityResolver = () => 
     block.addSubnet(addr, Number(prefix), isIP(addr) === 4 ? 'ipv4' : 'ipv6');
   }
   const inBlock = (ip: string): boolean => block!.check(ip, isIP(ip) === 4 ? 'ipv4' : 'ipv6');
-  const isIn = (ip: string, test: (id: { namespace: string; pod: string }) => boolean): boolean => {
+  const isIn = (ip: string, test: (id: FilterIdentity) => boolean): boolean => {
     const id = identity(ip);
     return id !== undefined && test(id);
   };
-  const podMatch = (id: { namespace: string; pod: string }): boolean => (f.pod!.includes('/') ? `${id.namespace}/${id.pod}` === f.pod : id.pod === f.pod);
+  const either = (k: FlowKey, test: (id: FilterIdentity) => boolean): boolean => isIn(k.srcIp, test) || isIn(k.dstIp, test);
+  const podMatch = (id: FilterIdentity): boolean => (f.pod!.includes('/') ? `${id.namespace}/${id.pod}` === f.pod : id.pod === f.pod);
+  const workloadMatch = (id: FilterIdentity): boolean => {
+    if (!id.workload) return false;
+    const slash = f.workload!.indexOf('/');
+    if (slash < 0) return id.workload.name === f.workload;
+    return id.workload.kind.toLowerCase() === f.workload!.slice(0, slash).toLowerCase() && id.workload.name === f.workload!.slice(slash + 1);
+  };
+  const serviceMatch = (id: FilterIdentity): boolean =>
+    id.service !== undefined && (f.service!.includes('/') ? `${id.namespace}/${id.service}` === f.service : id.service === f.service);
+  const label = f.label !== undefined ? parseLabel(f.label) : undefined;
+  const labelMatch = (id: FilterIdentity): boolean => label !== undefined && id.labels !== undefined && Object.hasOwn(id.labels, label.key) && id.labels[label.key] === label.value;
   return (k, iface) =>
     (f.ip === undefined || k.srcIp === f.ip || k.dstIp === f.ip) &&
     (block === undefined || inBlock(k.srcIp) || inBlock(k.dstIp)) &&
@@ -114,8 +180,11 @@ export function compileFilter(f: FlowFilter, identity: IdentityResolver = () => 
     (f.protocol === undefined || k.protocol.toLowerCase() === f.protocol) &&
     (f.direction === undefined || k.direction === f.direction) &&
     (f.interface === undefined || iface === f.interface) &&
-    (f.namespace === undefined || isIn(k.srcIp, (id) => id.namespace === f.namespace) || isIn(k.dstIp, (id) => id.namespace === f.namespace)) &&
-    (f.pod === undefined || isIn(k.srcIp, podMatch) || isIn(k.dstIp, podMatch));
+    (f.namespace === undefined || either(k, (id) => id.namespace === f.namespace)) &&
+    (f.pod === undefined || either(k, podMatch)) &&
+    (f.workload === undefined || either(k, workloadMatch)) &&
+    (f.service === undefined || either(k, serviceMatch)) &&
+    (f.label === undefined || either(k, labelMatch));
 }
 
 /** The filter's address parts (ip, cidr) alone, for things that have one address (a block). */

@@ -36,3 +36,16 @@ test('a bad inventory names the problem', () => {
     rmSync(dir, { recursive: true });
   }
 });
+
+test('the inventory may give workload, service and node too', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'knp-inv-'));
+  try {
+    const f = join(dir, 'inv.json');
+    writeFileSync(f, JSON.stringify({ pods: [{ name: 'api-1', namespace: 'shop', ip: '198.18.0.11', workload: { kind: 'Deployment', name: 'api' }, service: 'api', node: 'node-1' }] }));
+    assert.deepEqual(Inventory.load(f).lookup('198.18.0.11'), { namespace: 'shop', pod: 'api-1', labels: {}, workload: { kind: 'Deployment', name: 'api' }, service: 'api', node: 'node-1' });
+    writeFileSync(f, JSON.stringify({ pods: [{ name: 'x', namespace: 'y', ip: '198.18.0.12', workload: { kind: 'Deployment' } }] }));
+    assert.throws(() => Inventory.load(f), /inventory .*: pods\.0\.workload\.name: /);
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});

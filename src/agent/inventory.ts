@@ -8,10 +8,17 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { KubeNetProbeError } from '../errors.js';
 
+/** A pod's identity, from the inventory file or the cluster (the same shape). */
 export interface PodIdentity {
   namespace: string;
   pod: string;
   labels: Record<string, string>;
+  /** What owns the pod, through ReplicaSet -> Deployment and Job -> CronJob ({kind: 'Pod', name} for a bare pod). */
+  workload?: { kind: string; name: string };
+  /** A service whose endpoints list the pod (same namespace). */
+  service?: string;
+  /** The node it runs on. */
+  node?: string;
 }
 
 const schema = z
@@ -23,6 +30,9 @@ const schema = z
           namespace: z.string().min(1),
           labels: z.record(z.string(), z.string()).default({}),
           ip: z.string().refine((s) => isIP(s) !== 0, 'not an IP address'),
+          workload: z.object({ kind: z.string().min(1), name: z.string().min(1) }).strict().optional(),
+          service: z.string().min(1).optional(),
+          node: z.string().min(1).optional(),
         })
         .strict(),
     ),
@@ -60,10 +70,18 @@ export class Inventory {
     if (!r.success) {
       const i = r.error.issues[0]!;
       throw new KubeNetProbeError('INVALID_ARGUMENT', `inventory ${this.path}: ${i.path.join('.') || 'file'}: ${i.message}`, {
-        hint: 'expected {"pods": [{"name", "namespace", "labels", "ip"}]}',
+        hint: 'expected {"pods": [{"name", "namespace", "labels", "ip"}]} (optional: "workload": {"kind", "name"}, "service", "node")',
       });
     }
-    this.byIp = new Map(r.data.pods.map((p) => [p.ip, { namespace: p.namespace, pod: p.name, labels: p.labels }]));
+    this.byIp = new Map(
+      r.data.pods.map((p) => {
+        const id: PodIdentity = { namespace: p.namespace, pod: p.name, labels: p.labels };
+        if (p.workload) id.workload = p.workload;
+        if (p.service !== undefined) id.service = p.service;
+        if (p.node !== undefined) id.node = p.node;
+        return [p.ip, id];
+      }),
+    );
     this.mtimeMs = mtime;
   }
 

@@ -185,6 +185,11 @@ program
   .option('--recent-flows <n>', 'finished flows kept queryable in memory')
   .option('--recent-events <n>', 'security events (and, as many again, block changes and lost-event reports) kept queryable in memory')
   .option('--inventory <file>', 'JSON file of pods (name, namespace, labels, ip): identity without a cluster')
+  .addOption(new Option('--kubernetes <how>', "pod identity from the cluster: off, auto (in-cluster when KUBERNETES_SERVICE_HOST is set, else --kubeconfig if given), in-cluster, kubeconfig (default off)").choices(['off', 'auto', 'in-cluster', 'kubeconfig']))
+  .option('--kubeconfig <file>', 'kubeconfig file for --kubernetes kubeconfig (or auto outside a cluster)')
+  .option('--kubernetes-timeout-ms <ms>', 'how long the start waits for the first lists from the cluster before going on without identity; it keeps trying (default 15000)')
+  .option('--node-name <name>', "this node's name: its pods get per-pod metrics (default $NODE_NAME)")
+  .option('--identity-labels <keys>', 'pod label keys kept in identity (exact, or a prefix ending in *); comma-separated or repeated (default app,app.kubernetes.io/name,app.kubernetes.io/component,k8s-app)', collectList)
   .option('--pod-series-budget <n>', 'pods that get metric series of their own on /metrics, the top ones by bytes; the rest are summed under pod="other" (default 100)')
   .addOption(new Option('--mode <mode>', 'audit: detect and report; enforce: also drop sources the --enforce detectors flag (default audit)').choices(['audit', 'enforce']))
   .option('--enforce <detectors>', `in enforce mode, block sources flagged by these detectors; comma-separated or repeated (default ${DEFAULT_ENFORCED.join(',')})`, collectList)
@@ -273,11 +278,17 @@ const filterOptions = (cmd: Command): Command =>
     .option('--interface <name>', 'seen on this interface')
     .option('--namespace <ns>', 'either end is a pod in this namespace (where identity is known)')
     .option('--pod <name>', 'either end is this pod: name or namespace/name')
+    .option('--workload <name>', 'either end is a pod of this workload: name or kind/name, e.g. Deployment/web (live flows only)')
+    .option('--service <name>', 'either end is a pod behind this service: name or namespace/name (live flows only)')
+    .option('--label <k=v>', 'either end is a pod with this label, e.g. app=web (live flows only)')
     .option('--server <url>', 'the agent to ask', DEFAULT_SERVER);
 
 interface FilterOpts {
   namespace?: string;
   pod?: string;
+  workload?: string;
+  service?: string;
+  label?: string;
   ip?: string;
   cidr?: string;
   port?: string;
@@ -296,6 +307,9 @@ const filterQuery = (o: FilterOpts): Record<string, string | undefined> => ({
   interface: o.interface,
   namespace: o.namespace,
   pod: o.pod,
+  workload: o.workload,
+  service: o.service,
+  label: o.label,
 });
 
 filterOptions(

@@ -318,6 +318,9 @@ test('bad filters and arguments are refused, naming the problem', async () => {
     await assert.rejects(store.queryFlows({ filters: { port: 70000 } }), /port: not a port number/);
     await assert.rejects(store.queryFlows({ filters: { protocol: "tcp' OR 1=1 --" } }), /protocol: must be tcp, udp, icmp or icmpv6/);
     await assert.rejects(store.queryFlows({ filters: { pod: 'a/b/c' } }), /pod: not a pod name/);
+    await assert.rejects(store.queryFlows({ filters: { workload: 'Deployment/web' } }), /^FilterError: workload: not kept in the flow history/);
+    await assert.rejects(store.topTalkers({ filters: { label: 'app=web' } }), /label: not kept in the flow history/);
+    await assert.rejects(store.queryFlows({ filters: { service: 'web' } }), /service: not kept in the flow history/);
     await assert.rejects(store.queryFlows({ limit: 0 }), InvalidArgumentError);
     await assert.rejects(store.queryFlows({ since: new Date(NaN) }), /since must be a valid Date/);
     await assert.rejects(store.topTalkers({ by: 'rows' as 'bytes' }), /by must be bytes or packets/);

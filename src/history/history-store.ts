@@ -28,7 +28,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writ
 import { dirname, resolve } from 'node:path';
 import { BIGINT, DuckDBInstance, INTEGER, LIST, TIMESTAMP, UHUGEINT, UTINYINT, VARCHAR, listValue, type DuckDBConnection, type DuckDBType, type DuckDBValue, type JS } from '@duckdb/node-api';
 import type { FlowRecord, FlowRecordReason } from '../agent/flow-accounter.js';
-import { parseFilter, type FlowFilter, type IdentityResolver } from '../agent/flow-filter.js';
+import { FilterError, LIVE_IDENTITY_PARAMS, parseFilter, type FlowFilter, type IdentityResolver } from '../agent/flow-filter.js';
 import { SEVERITIES, type Severity } from '../abi/layouts.js';
 import { ClosedError, InvalidArgumentError, KubeNetProbeError } from '../errors.js';
 import type { Direction, IpFamily, SecurityEvent } from '../types.js';
@@ -432,6 +432,9 @@ function filterClauses(filters: FlowFilter | undefined, p: Params, where: string
   const asStrings: Record<string, string | undefined> = {};
   for (const [k, v] of Object.entries(filters)) if (v !== undefined) asStrings[k] = String(v);
   const f = parseFilter(asStrings);
+  for (const name of LIVE_IDENTITY_PARAMS) {
+    if (f[name] !== undefined) throw new FilterError(name, 'not kept in the flow history (it keeps namespace and pod): use it on live flows, without since/until');
+  }
   if (f.ip !== undefined) {
     const ip = p.set('ip', ipToBigInt(f.ip)!, UHUGEINT);
     where.push(`(src_addr = ${ip} OR dst_addr = ${ip})`);

@@ -8,7 +8,7 @@
  * IPv4 is stored IPv4-mapped (::ffff:a.b.c.d), as the kernel keys store it,
  * so one column and one range test serve both families.
  */
-import { isIP } from 'node:net';
+import { encodeAddress, parseCidr } from '../abi/ip.js';
 
 const V4_MAPPED = 0xffffn << 32n;
 
@@ -42,30 +42,9 @@ function parseV4(s: string): number | undefined {
   return n * 256 + part;
 }
 
-function parseV6(s: string): bigint | undefined {
-  // Zone ids (fe80::1%eth0) name a link, not an address: flows never carry one.
-  if (s.includes('%')) return undefined;
-  let text = s;
-  // A trailing dotted quad (::ffff:1.2.3.4) is the last two 16-bit groups.
-  const lastColon = text.lastIndexOf(':');
-  if (text.indexOf('.', lastColon) !== -1) {
-    const v4 = parseV4(text.slice(lastColon + 1));
-    if (v4 === undefined) return undefined;
-    text = `${text.slice(0, lastColon + 1)}${(v4 >>> 16).toString(16)}:${(v4 & 0xffff).toString(16)}`;
-  }
-  const halves = text.split('::');
-  if (halves.length > 2) return undefined;
-  const groupsOf = (h: string): string[] => (h === '' ? [] : h.split(':'));
-  const left = groupsOf(halves[0]!);
-  const right = halves.length === 2 ? groupsOf(halves[1]!) : [];
-  const missing = 8 - left.length - right.length;
-  if (halves.length === 1 ? missing !== 0 : missing < 1) return undefined;
-  const groups = [...left, ...Array<string>(halves.length === 2 ? missing : 0).fill('0'), ...right];
+function toBigInt(bytes: Uint8Array): bigint {
   let n = 0n;
-  for (const g of groups) {
-    if (!/^[0-9a-fA-F]{1,4}$/.test(g)) return undefined;
-    n = (n << 16n) | BigInt(parseInt(g, 16));
-  }
+  for (const b of bytes) n = (n << 8n) | BigInt(b);
   return n;
 }
 
@@ -73,7 +52,9 @@ function parseV6(s: string): bigint | undefined {
 export function ipToBigInt(ip: string): bigint | undefined {
   const v4 = parseV4(ip);
   if (v4 !== undefined) return V4_MAPPED | BigInt(v4);
-  return ip.includes(':') && isIP(ip) === 6 ? parseV6(ip) : undefined;
+  // IPv6 is rare on the write path: the ABI's parser (the same bytes the kernel keys hold).
+  const bytes = ip.includes(':') ? encodeAddress(ip) : undefined;
+  return bytes ? toBigInt(bytes) : undefined;
 }
 
 export interface AddressRange {
@@ -87,17 +68,10 @@ export interface AddressRange {
  * space as ipToBigInt. Undefined if it is neither.
  */
 export function addressRange(text: string): AddressRange | undefined {
-  const m = /^([^/]+)(?:\/(\d{1,3}))?$/.exec(text);
-  if (!m) return undefined;
-  const family = isIP(m[1]!);
-  const addr = ipToBigInt(m[1]!);
-  if (addr === undefined) return undefined;
-  const bits = family === 4 ? 32 : 128;
-  const prefix = m[2] === undefined ? bits : Number(m[2]);
-  if (prefix > bits) return undefined;
-  // An IPv4 prefix counts from the start of the mapped space's last 32 bits.
-  const hostBits = BigInt(bits - prefix);
-  const hostMask = (1n << hostBits) - 1n;
-  const lo = addr & ~hostMask;
+  const block = parseCidr(text);
+  if (!block) return undefined;
+  // parseCidr gives IPv4 prefixes in the mapped space already (+96).
+  const hostMask = (1n << BigInt(128 - block.prefix128)) - 1n;
+  const lo = toBigInt(block.addr) & ~hostMask;
   return { lo, hi: lo | hostMask };
 }

@@ -3,6 +3,7 @@
  * talkers), refreshed in place, sorted by bytes, packets or rate. Rates come
  * from the change between two reads of the agent's conversations.
  */
+import type { TalkerGroup, TopTalker } from '../history/history-store.js';
 import { formatBytes } from '../format.js';
 import type { Conversation } from '../agent/conversations.js';
 import { table } from './render.js';
@@ -54,20 +55,10 @@ export function renderTop(rows: readonly TopRow[], sort: TopSort, at: Date): str
   return `${head}\n${body}`;
 }
 
-/** A top talker from the history, as the API sends it (GET /api/v1/top): the ends it is grouped by, and sums. */
-export interface TalkerWire {
-  srcIp?: string;
-  srcNamespace?: string | null;
-  srcPod?: string | null;
-  dstIp?: string;
-  dstNamespace?: string | null;
-  dstPod?: string | null;
-  bytes: number;
-  packets: number;
-  records: number;
-}
+/** A top talker from the history, as the API sends it (GET /api/v1/top): the store's own row, all plain values. */
+export type TalkerWire = TopTalker;
 
-export type TalkerGroup = 'pair' | 'source' | 'destination';
+export type { TalkerGroup };
 
 /** "namespace/pod (ip)" where the pod is known, else the address. */
 function end(ip: string | undefined, namespace: string | null | undefined, pod: string | null | undefined): string {

@@ -9,7 +9,7 @@
  * by the budget (PodTraffic).
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Agent } from '../agent/agent.js';
+import type { Agent, AgentStats } from '../agent/agent.js';
 import type { PipelineCycle } from '../agent/flow-pipeline.js';
 import type { OutcomeCounts, SecurityEvent } from '../types.js';
 import { PodTraffic } from './pod-traffic.js';
@@ -30,6 +30,8 @@ export class AgentMetrics {
   private readonly onSecurity = (e: SecurityEvent): void => this.securityEvents.inc({ type: e.type, severity: e.severity });
   private activeFlows = 0;
   private closed = false;
+  /** The agent's stats for the scrape under way. */
+  private scraping: AgentStats | undefined;
 
   constructor(
     private readonly agent: Agent,
@@ -41,7 +43,8 @@ export class AgentMetrics {
     collectDefaultMetrics({ register: this.registry, prefix });
 
     // Set at each scrape from the agent's totals.
-    const stats = () => this.agent.stats();
+    // One agent.stats() per scrape (it reads several kernel maps), shared by every collector.
+    const stats = (): AgentStats => (this.scraping ??= this.agent.stats());
     /** Each interface's TC counters by direction (XDP sees the same frames: left out). */
     const eachHook = (fn: (iface: string, direction: string, c: { packets: OutcomeCounts; bytes: OutcomeCounts }) => void): void => {
       for (const i of stats().interfaces) {
@@ -225,7 +228,12 @@ export class AgentMetrics {
 
   /** The text exposition format. */
   async scrape(): Promise<{ contentType: string; body: string }> {
-    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+    this.scraping = undefined;
+    try {
+      return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+    } finally {
+      this.scraping = undefined;
+    }
   }
 
   close(): void {

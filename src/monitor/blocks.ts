@@ -45,6 +45,13 @@ export class BlockTable {
     return out;
   }
 
+  /** The block on `ip`, if it has one. */
+  get(ip: string): Block | undefined {
+    const key = addressOrThrow(ip);
+    const v = this.blocks.lookup(key);
+    return v ? this.decode(key, v) : undefined;
+  }
+
   /** How many blocks the table holds. */
   get size(): number {
     return this.blocks.dump(1024).count;

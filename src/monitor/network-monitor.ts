@@ -465,7 +465,7 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
     const ttlMs = event.count * 1000;
     const block: Block = {
       ip: event.attacker.ip,
-      reason: this.blockTable.list().find((b) => b.ip === event.attacker.ip)?.reason ?? 'unknown',
+      reason: this.blockTable.get(event.attacker.ip)?.reason ?? 'unknown',
       createdAt: event.timestamp,
       expiresAt: ttlMs ? new Date(event.timestamp.getTime() + ttlMs) : undefined,
       packetsDropped: 0,

@@ -26,8 +26,8 @@ test('kubenetprobe demo: named pods, flows in the API, scans, and a clean exit',
   let historyPath: string | undefined;
   try {
     await waitFor('the API', () => out.includes('API at'), 30000);
-    const frontendIp = new RegExp(`shop/frontend +(198\\.18\\.\\d+\\.\\d+)`).exec(out)?.[1];
-    assert.ok(frontendIp, 'the pods are listed with their addresses');
+    const frontendIp = new RegExp(`shop/frontend-6f7c9-x2k4q +Deployment/frontend +frontend +(198\\.18\\.\\d+\\.\\d+) +kd[0-9a-f]{6}0 `).exec(out)?.[1];
+    assert.ok(frontendIp, `the pods are listed with workload, service, address and the veth the agent found:\n${out}`);
     let flows: { key: { dstIp: string; dstPort: number } }[] = [];
     await waitFor('client -> frontend flows through the API', () => {
       void fetch(`http://127.0.0.1:${port}/api/v1/flows?ip=${frontendIp}&port=80`)
@@ -36,9 +36,9 @@ test('kubenetprobe demo: named pods, flows in the API, scans, and a clean exit',
         .catch(() => {});
       return flows.some((f) => f.key.dstIp === frontendIp && f.key.dstPort === 80);
     }, 8000);
-    await waitFor('a scan reported', () => /SECURITY MEDIUM tcp-(null|xmas)-scan: default\/attacker -> /.test(out), 12000);
-    await waitFor('the port scan reported', () => /SECURITY HIGH tcp-port-scan: default\/attacker -> [a-z]+\/api:/.test(out), 12000);
-    assert.match(out, /default\/client -> shop\/frontend:80 TCP/);
+    await waitFor('a scan reported', () => /SECURITY MEDIUM tcp-(null|xmas)-scan: default\/debug-shell \(Pod\/debug-shell\) -> /.test(out), 12000);
+    await waitFor('the port scan reported', () => /SECURITY HIGH tcp-port-scan: default\/debug-shell \(Pod\/debug-shell\) -> shop\/api-58d4b-9mzt7:\d+ \(Deployment\/api, svc api\)/.test(out), 12000);
+    assert.match(out, /default\/loadgen-28731-hc2vd -> shop\/frontend-6f7c9-x2k4q:80 TCP svc\/frontend /);
     // History is on, in the demo's own directory.
     historyPath = /demo: flow history in (\S+),/.exec(out)?.[1];
     assert.ok(historyPath && existsSync(historyPath), out);

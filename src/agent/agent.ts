@@ -9,7 +9,10 @@ import { BlockList, isIP } from 'node:net';
 import { NetworkMonitor } from '../monitor/network-monitor.js';
 import type { Block, BlockChange, Hook, InterfaceCounters, LostEvents, OutcomeCounts, SecurityEvent, FlowStats } from '../types.js';
 import { detectorOptions, kubernetesSource, type AgentConfig } from './config.js';
-import { InterfaceWatcher, interfaceMatcher, type InterfaceRef } from './interface-watcher.js';
+import { InterfaceWatcher, MAIN_INTERFACE, interfaceMatcher, type InterfaceRef } from './interface-watcher.js';
+import { PodAttacher, type PodAttachment } from './pod-attach.js';
+import { RtNetlink } from '../netlink/rtnetlink.js';
+import { interfaceName } from '../netif.js';
 import { keepLargeBuffersOnMmap } from './allocator.js';
 import { startFlowPipeline, type FlowPipeline, type PipelineCycle } from './flow-pipeline.js';
 import type { FlowRecord } from './flow-accounter.js';
@@ -44,6 +47,10 @@ export interface InterfaceStatus {
   hooks: string[];
   /** Why it is not attached, or what was chosen for it. */
   notes: string[];
+  /** Why it is watched: its name matches `interface`, it is a local pod's host-side interface, or both. */
+  reasons: ('interface' | 'pod')[];
+  /** The pod behind it (attachPods), and how its interface was found from the pod's IP. */
+  pod?: { namespace: string; pod: string; ip: string; foundBy: PodAttachment['foundBy'] };
   /** Counts by hook, continuing across the interface going away and coming back. */
   counters: Partial<Record<Hook, { packets: OutcomeCounts; bytes: OutcomeCounts }>>;
 }
@@ -113,6 +120,9 @@ const HISTORY_STATS_MS = 5000;
 
 const MAX_BLOCK_TTL_MS = 365 * 86_400_000;
 
+/** How often the agent looks for local pods' interfaces (attachPods), besides when a pod is added. */
+const POD_ATTACH_INTERVAL_MS = 1000;
+
 /** A flow as the API shows it: live (in the kernel table) or finished (evicted). */
 export interface FlowView extends FlowStats {
   state: 'live' | 'finished';
@@ -154,6 +164,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private closed = false;
   private pipeline: FlowPipeline | undefined;
   private watcher: InterfaceWatcher | undefined;
+  private podAttacher: PodAttacher | undefined;
   private readonly inventory: Inventory | undefined;
   /** Identity from the cluster (`kubernetes` in the config); undefined where off or it could not be set up. */
   private cluster: ClusterIdentity | undefined;
@@ -305,11 +316,24 @@ export class Agent extends EventEmitter<AgentEvents> {
         agent.emit('lost', report);
       });
       monitor.startEventProcessing();
-      agent.watcher = InterfaceWatcher.start(config.interface);
-      agent.watcher.on('added', (r) => void agent.attach(r));
-      agent.watcher.on('removed', (r) => void agent.forget(r));
-      agent.watcher.on('error', (e) => agent.emit('error', e));
-      for (const r of agent.watcher.current()) await agent.attach(r);
+      const patterns = agent.interfacePatterns();
+      if (patterns.length) {
+        agent.watcher = InterfaceWatcher.start(patterns);
+        agent.watcher.on('added', (r) => void agent.attach(r, 'interface'));
+        agent.watcher.on('removed', (r) => void agent.forget(r, 'interface'));
+        agent.watcher.on('error', (e) => agent.emit('error', e));
+        for (const r of agent.watcher.current()) await agent.attach(r, 'interface');
+      }
+      if (config.attachPods) {
+        const pods = new PodAttacher({ pods: () => agent.knownPods(), intervalMs: POD_ATTACH_INTERVAL_MS });
+        agent.podAttacher = pods;
+        pods.on('attach', (a) => void agent.attach(a, 'pod', a));
+        pods.on('detach', (a) => void agent.forget(a, 'pod'));
+        pods.on('error', (e) => agent.notice(e.message));
+        agent.cluster?.on('podAdded', () => pods.syncSoon());
+        pods.start();
+        for (const a of pods.attachments()) await agent.attach(a, 'pod', a);
+      }
       agent.pipeline = startFlowPipeline(
         monitor,
         { intervalMs: config.intervalMs, idleTimeoutMs: config.idleTimeoutMs, activeTimeoutMs: config.activeTimeoutMs, onError: (e) => agent.emit('error', e) },
@@ -323,9 +347,39 @@ export class Agent extends EventEmitter<AgentEvents> {
     }
   }
 
-  private async attach(r: InterfaceRef): Promise<void> {
+  /**
+   * The interface patterns, with @main replaced by the interfaces of the
+   * node's default routes (read once, at start).
+   */
+  private interfacePatterns(): string[] {
+    const patterns = this.config.interface.filter((p) => p !== MAIN_INTERFACE);
+    if (patterns.length === this.config.interface.length) return patterns;
+    let names: string[] = [];
+    try {
+      const nl = RtNetlink.open();
+      try {
+        names = nl.defaultRouteLinks().map((i) => interfaceName(i)).filter((n): n is string => n !== undefined);
+      } finally {
+        nl.close();
+      }
+    } catch (err) {
+      this.notice(`interface ${MAIN_INTERFACE}: can't read the routes: ${firstLine(err)}`);
+    }
+    if (names.length === 0) this.notice(`interface ${MAIN_INTERFACE}: this node has no default route, so there is no main interface to attach to`);
+    return [...new Set([...patterns, ...names])];
+  }
+
+  private async attach(r: InterfaceRef, reason: 'interface' | 'pod', pod?: PodAttachment): Promise<void> {
     if (this.closed) return;
-    const status: InterfaceStatus = { name: r.name, ifindex: r.ifindex, attached: false, hooks: [], notes: [], counters: {} };
+    const known = this.interfaces.get(r.ifindex);
+    if (known && known.name === r.name) {
+      // Already watched (its name matches too, or the pod on it changed): note why, attach once.
+      if (!known.reasons.includes(reason)) known.reasons.push(reason);
+      if (pod) known.pod = { namespace: pod.pod.namespace, pod: pod.pod.pod, ip: pod.ip, foundBy: pod.foundBy };
+      return;
+    }
+    const status: InterfaceStatus = { name: r.name, ifindex: r.ifindex, attached: false, hooks: [], notes: [], reasons: [reason], counters: {} };
+    if (pod) status.pod = { namespace: pod.pod.namespace, pod: pod.pod.pod, ip: pod.ip, foundBy: pod.foundBy };
     this.interfaces.set(r.ifindex, status);
     try {
       const martians = this.martians(r.name);
@@ -339,9 +393,13 @@ export class Agent extends EventEmitter<AgentEvents> {
     }
   }
 
-  private async forget(r: InterfaceRef): Promise<void> {
+  private async forget(r: InterfaceRef, reason: 'interface' | 'pod'): Promise<void> {
     const status = this.interfaces.get(r.ifindex);
     if (!status) return;
+    status.reasons = status.reasons.filter((x) => x !== reason);
+    if (reason === 'pod') delete status.pod;
+    // Still wanted for the other reason (its name matches and it is still there).
+    if (status.reasons.length > 0 && interfaceName(r.ifindex) === r.name) return;
     // Keep what it counted, so the same name continues if it comes back.
     const counters = this.countersOf(r.ifindex);
     this.retired.set(r.name, this.mergeCounters(this.retired.get(r.name) ?? {}, counters));
@@ -651,6 +709,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.closed = true;
     await this.pipeline?.close();
     this.watcher?.close();
+    this.podAttacher?.close();
     await this.cluster?.close().catch(() => {});
     await this.monitor.close();
     // Last: the pipeline's and the monitor's final records are flushed with the rest.

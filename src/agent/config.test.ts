@@ -180,3 +180,16 @@ test('kubernetes: off by default; kubeconfig, node name and identity labels; aut
   assert.throws(() => loadConfig({ flags: { kubernetes: 'yes' } }), /invalid config: kubernetes: /);
   assert.throws(() => loadConfig({ flags: { kubernetes: 'kubeconfig' } }), /invalid config: kubeconfig: kubernetes is kubeconfig: give the kubeconfig file/);
 });
+
+test('attachPods: the main interface by default, no names needed; off, at least one name', () => {
+  assert.deepEqual(loadConfig({}).interface, ['eth0']);
+  assert.equal(loadConfig({}).attachPods, false);
+  const pods = loadConfig({ env: { KUBENETPROBE_ATTACH_PODS: 'true' } });
+  assert.equal(pods.attachPods, true);
+  assert.deepEqual(pods.interface, ['@main']);
+  assert.deepEqual(loadConfig({ flags: { attachPods: true, interface: [] } }).interface, []);
+  assert.deepEqual(loadConfig({ flags: { attachPods: true, interface: ['@main', 'bond*'] } }).interface, ['@main', 'bond*']);
+  assert.equal(loadConfig({ env: { KUBENETPROBE_ATTACH_PODS: 'false' } }).attachPods, false);
+  assert.throws(() => loadConfig({ flags: { interface: [] } }), /invalid config: interface: name at least one interface or glob .*or turn on attachPods/);
+  assert.throws(() => loadConfig({ env: { KUBENETPROBE_ATTACH_PODS: 'maybe' } }), /invalid config: attachPods: must be true or false/);
+});

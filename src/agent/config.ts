@@ -7,7 +7,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { z } from 'zod';
 import { KubeNetProbeError } from '../errors.js';
-import { interfaceMatcher } from './interface-watcher.js';
+import { MAIN_INTERFACE, interfaceMatcher } from './interface-watcher.js';
 import { DEFAULT_DETECTOR_CONFIG, DEFAULT_ENFORCED, DETECTORS, mergeDetectorConfig, type DetectorConfig } from '../monitor/detectors.js';
 import { parseCidr } from '../abi/ip.js';
 import { pageSize } from '../loader/ringbuf.js';
@@ -117,8 +117,16 @@ export type DetectorSettings = z.infer<typeof detectorsSchema>;
 
 export const configSchema = z
   .object({
-    /** Interface names or globs to attach to. */
-    interface: z.array(z.string()).min(1, 'name at least one interface or glob').default(['eth0']),
+    /**
+     * Interface names or globs to attach to; "@main" is the node's main interface (the one its default
+     * route goes out of). Default: eth0, or only @main with attachPods.
+     */
+    interface: z.array(z.string()).optional(),
+    /** Attach to each local pod's host-side interface, found from the pod's IP, as pods start and go. */
+    attachPods: z
+      .union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no'])], { error: () => 'must be true or false' })
+      .transform((v) => v === true || v === 'true' || v === '1' || v === 'yes')
+      .default(false),
     /** HOST:PORT the API listens on. */
     listen: listen.default('127.0.0.1:9470'),
     xdp: z.enum(['auto', 'off', 'native', 'generic']).default('auto'),
@@ -198,10 +206,14 @@ export const configSchema = z
   })
   .strict()
   .superRefine((c, ctx) => {
+    if (c.interface?.length === 0 && !c.attachPods) {
+      ctx.addIssue({ code: 'custom', path: ['interface'], message: 'name at least one interface or glob (e.g. eth0 or "veth*"), or turn on attachPods' });
+    }
     for (const field of ['interface', 'martians'] as const) {
-      if (field === 'martians' && c.martians.length === 0) continue;
+      const patterns = (c[field] ?? []).filter((p) => field !== 'interface' || p !== MAIN_INTERFACE);
+      if (patterns.length === 0) continue;
       try {
-        interfaceMatcher(c[field]);
+        interfaceMatcher(patterns);
       } catch (err) {
         ctx.addIssue({ code: 'custom', path: [field], message: firstLine(err) });
       }
@@ -229,7 +241,7 @@ function firstLine(err: unknown): string {
   return (err instanceof Error ? err.message : String(err)).split('\n')[0]!;
 }
 
-export type AgentConfig = z.infer<typeof configSchema>;
+export type AgentConfig = Omit<z.infer<typeof configSchema>, 'interface'> & { interface: string[] };
 export type ConfigInput = z.input<typeof configSchema>;
 
 type TopField = Exclude<keyof AgentConfig, 'detectors'>;
@@ -238,6 +250,7 @@ type DetectorField = keyof DetectorSettings;
 /** Environment variables, by config field. */
 export const ENV: Record<TopField, string> = {
   interface: 'KUBENETPROBE_INTERFACE',
+  attachPods: 'KUBENETPROBE_ATTACH_PODS',
   listen: 'KUBENETPROBE_LISTEN',
   xdp: 'KUBENETPROBE_XDP',
   flowTableCapacity: 'KUBENETPROBE_FLOW_TABLE_CAPACITY',
@@ -360,7 +373,7 @@ export function loadConfig(sources: { flags?: Record<string, unknown>; env?: Nod
     const settings = issue.path[0] === 'detectors' ? Object.keys(DETECTOR_ENV) : [...Object.keys(ENV), 'detectors'];
     throw new ConfigError(`invalid config: ${field}: ${issue.code === 'unrecognized_keys' ? `not a setting (settings here: ${settings.join(', ')})` : issue.message}`);
   }
-  return r.data;
+  return { ...r.data, interface: r.data.interface ?? (r.data.attachPods ? [MAIN_INTERFACE] : ['eth0']) };
 }
 
 /**

@@ -37,6 +37,9 @@ export interface InterfaceWatcherEvents {
   error: [Error];
 }
 
+/** The pattern that names the node's main interface: the one its default route goes out of. */
+export const MAIN_INTERFACE = '@main';
+
 /** Interface-name patterns: a name, or a glob of *, ? and [...] over name characters. */
 const PATTERN = /^[A-Za-z0-9_.@+\-*?[\]!]{1,64}$/;
 

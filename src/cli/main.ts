@@ -173,7 +173,8 @@ function printStreamEvent(event: string, data: string, format: OutputFormat): bo
 program
   .command('agent')
   .description('run the agent: attach to the named interfaces as they come and go, keep flows, serve the API (needs root)')
-  .option('-i, --interface <name|glob>', 'interface name or glob to attach to; repeat for more (default eth0)', collect)
+  .option('-i, --interface <name|glob>', 'interface name or glob to attach to, or @main for the interface of the default route; repeat for more (default eth0, or @main with --attach-pods)', collect)
+  .option('--attach-pods', "attach to each local pod's host-side interface (cali*, lxc*, a bridge port...), found from the pod's IP, as pods start and go; the pods are this node's from --kubernetes, and the --inventory's")
   .option('-l, --listen <host:port>', 'where the API listens (default 127.0.0.1:9470)')
   .option('-c, --config <file>', 'JSON config file with the same field names (interface, listen, xdp, ...)')
   .addOption(new Option('--xdp <mode>', 'XDP per interface').choices(['auto', 'off', 'native', 'generic']))
@@ -250,7 +251,8 @@ program
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
     const attached = agent.stats().interfaces.filter((i) => i.attached).map((i) => i.name);
-    say.write(`kubenetprobe agent: watching ${config.interface.join(', ')}; attached to ${attached.join(', ') || 'nothing yet'}\n`);
+    const pods = config.attachPods ? ` and the local pods' interfaces (${agent.stats().interfaces.filter((i) => i.pod).length} found)` : '';
+    say.write(`kubenetprobe agent: watching ${config.interface.join(', ')}${pods}; attached to ${attached.join(', ') || 'nothing yet'}\n`);
     const h = agent.stats().history;
     if (h?.available) {
       say.write(

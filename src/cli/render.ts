@@ -84,12 +84,15 @@ export function table(rows: readonly (readonly string[])[]): string {
 
 export function renderStats(s: AgentStats, format: OutputFormat): string {
   if (format === 'json') return JSON.stringify(s);
-  const rows = [['INTERFACE', 'ATTACHED', 'IN PKTS', 'IN BYTES', 'OUT PKTS', 'OUT BYTES', 'BAD']];
+  // The POD column where the agent attaches to pods' interfaces (attachPods).
+  const pods = s.interfaces.some((i) => i.pod);
+  const rows = [['INTERFACE', ...(pods ? ['POD'] : []), 'ATTACHED', 'IN PKTS', 'IN BYTES', 'OUT PKTS', 'OUT BYTES', 'BAD']];
   for (const i of s.interfaces) {
     const inC = i.counters['tc-ingress'];
     const outC = i.counters['tc-egress'];
     const bad = (inC?.packets.truncated ?? 0) + (inC?.packets.malformed ?? 0) + (outC?.packets.truncated ?? 0) + (outC?.packets.malformed ?? 0);
-    rows.push([i.name, i.attached ? i.hooks.join(' ') : 'no', String(inC?.packets.total ?? 0), String(inC?.bytes.total ?? 0), String(outC?.packets.total ?? 0), String(outC?.bytes.total ?? 0), String(bad)]);
+    const pod = pods ? [i.pod ? `${i.pod.namespace}/${i.pod.pod}` : '-'] : [];
+    rows.push([i.name, ...pod, i.attached ? i.hooks.join(' ') : 'no', String(inC?.packets.total ?? 0), String(inC?.bytes.total ?? 0), String(outC?.packets.total ?? 0), String(outC?.bytes.total ?? 0), String(bad)]);
   }
   const lines = [
     table(rows),

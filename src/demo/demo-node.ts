@@ -13,22 +13,29 @@ import { join } from 'node:path';
 import { packageRoot } from '../paths.js';
 
 export interface DemoPod {
+  /** A short name the demo's code uses ("frontend", "api", ...). */
+  role: string;
+  /** The pod's name, as a controller names it (frontend-6f7c9-x2k4q). */
   name: string;
   namespace: string;
   labels: Record<string, string>;
+  /** What owns it, as the owner chain gives it (ReplicaSet -> Deployment). */
+  workload: { kind: string; name: string };
+  /** The service whose endpoints list it. */
+  service?: string;
   netns: string;
   hostIf: string;
   ip: string;
 }
 
 /** The pods of the demo: a small shop, its database and DNS, a client, an attacker. */
-export const DEMO_PODS: readonly Pick<DemoPod, 'name' | 'namespace' | 'labels'>[] = [
-  { name: 'frontend', namespace: 'shop', labels: { app: 'frontend' } },
-  { name: 'api', namespace: 'shop', labels: { app: 'api' } },
-  { name: 'db', namespace: 'data', labels: { app: 'postgres' } },
-  { name: 'dns', namespace: 'kube-system', labels: { 'k8s-app': 'kube-dns' } },
-  { name: 'client', namespace: 'default', labels: { app: 'client' } },
-  { name: 'attacker', namespace: 'default', labels: { app: 'attacker' } },
+export const DEMO_PODS: readonly Pick<DemoPod, 'role' | 'name' | 'namespace' | 'labels' | 'workload' | 'service'>[] = [
+  { role: 'frontend', name: 'frontend-6f7c9-x2k4q', namespace: 'shop', labels: { app: 'frontend' }, workload: { kind: 'Deployment', name: 'frontend' }, service: 'frontend' },
+  { role: 'api', name: 'api-58d4b-9mzt7', namespace: 'shop', labels: { app: 'api' }, workload: { kind: 'Deployment', name: 'api' }, service: 'api' },
+  { role: 'db', name: 'postgres-0', namespace: 'data', labels: { app: 'postgres' }, workload: { kind: 'StatefulSet', name: 'postgres' }, service: 'postgres' },
+  { role: 'dns', name: 'coredns-7db6d-lq8vw', namespace: 'kube-system', labels: { 'k8s-app': 'kube-dns' }, workload: { kind: 'Deployment', name: 'coredns' }, service: 'kube-dns' },
+  { role: 'client', name: 'loadgen-28731-hc2vd', namespace: 'default', labels: { app: 'loadgen' }, workload: { kind: 'CronJob', name: 'loadgen' } },
+  { role: 'attacker', name: 'debug-shell', namespace: 'default', labels: { app: 'debug' }, workload: { kind: 'Pod', name: 'debug-shell' } },
 ];
 
 function run(cmd: string, args: string[]): void {
@@ -72,7 +79,7 @@ export class DemoNode {
     run('sysctl', ['-qw', `net.ipv6.conf.${this.bridge}.disable_ipv6=1`]);
     run('ip', ['link', 'set', this.bridge, 'up']);
     DEMO_PODS.forEach((p, i) => {
-      const pod: DemoPod = { ...p, netns: `kdemo-${this.id}-${p.name}`, hostIf: `kd${this.id}${i}`, ip: `198.18.${sub}.${10 + i}` };
+      const pod: DemoPod = { ...p, netns: `kdemo-${this.id}-${p.role}`, hostIf: `kd${this.id}${i}`, ip: `198.18.${sub}.${10 + i}` };
       this.pods.push(pod);
       run('ip', ['netns', 'add', pod.netns]);
       run('ip', ['link', 'add', pod.hostIf, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', pod.netns]);
@@ -84,21 +91,18 @@ export class DemoNode {
     });
   }
 
-  pod(name: string): DemoPod {
-    const p = this.pods.find((x) => x.name === name);
-    if (!p) throw new Error(`no demo pod ${name}`);
+  /** A pod by its role ("frontend", "api", "db", "dns", "client", "attacker"). */
+  pod(role: string): DemoPod {
+    const p = this.pods.find((x) => x.role === role);
+    if (!p) throw new Error(`no demo pod ${role}`);
     return p;
-  }
-
-  /** ip -> pod, for naming what the flows show. */
-  inventory(): Map<string, DemoPod> {
-    return new Map(this.pods.map((p) => [p.ip, p]));
   }
 
   /** Writes the inventory as JSON (the static identity source without a cluster). */
   writeInventory(dir: string): string {
     const path = join(dir, `kubenetprobe-demo-${this.id}-inventory.json`);
-    writeFileSync(path, JSON.stringify({ pods: this.pods.map(({ name, namespace, labels, ip }) => ({ name, namespace, labels, ip })) }, null, 2));
+    const pods = this.pods.map(({ name, namespace, labels, ip, workload, service }) => ({ name, namespace, labels, ip, workload, ...(service ? { service } : {}) }));
+    writeFileSync(path, JSON.stringify({ pods }, null, 2));
     return path;
   }
 

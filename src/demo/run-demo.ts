@@ -14,6 +14,7 @@ import { DemoNode, type DemoPod } from './demo-node.js';
 import { Agent } from '../agent/agent.js';
 import { loadConfig, parseListen } from '../agent/config.js';
 import { startApiServer, type ApiServer } from '../api/server.js';
+import { table } from '../cli/render.js';
 
 export interface DemoOptions {
   /** Stop after this long; 0 runs until SIGINT/SIGTERM. */
@@ -60,10 +61,19 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
   const onStdoutError = (): void => void stop('output closed');
   process.stdout.on('error', onStdoutError);
   try {
-    const names = node.inventory();
+    // Names as the agent knows them (from the inventory the demo wrote): pod, workload, service.
     const who = (ip: string): string => {
-      const p = names.get(ip);
-      return p ? `${p.namespace}/${p.name}` : ip;
+      const id = agent?.identity(ip);
+      return id ? `${id.namespace}/${id.pod}` : ip;
+    };
+    const owner = (ip: string): string => {
+      const id = agent?.identity(ip);
+      if (!id) return '';
+      return ` (${[id.workload ? `${id.workload.kind}/${id.workload.name}` : '', id.service ? `svc ${id.service}` : ''].filter(Boolean).join(', ')})`;
+    };
+    const service = (ip: string): string => {
+      const s = agent?.identity(ip)?.service;
+      return s ? ` svc/${s}` : '';
     };
     inventoryPath = node.writeInventory(tmpdir());
     const p = (n: string): DemoPod => node.pod(n);
@@ -76,13 +86,27 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
     await node.traffic(p('dns'), ['serve-udp', '53']);
     historyDir = mkdtempSync(join(tmpdir(), 'kubenetprobe-demo-history-'));
     const history = join(historyDir, 'history.duckdb');
-    agent = await Agent.start(loadConfig({ flags: { interface: [node.interfaceGlob], listen: opts.listen, intervalMs: 1000, idleTimeoutMs: 10000, inventory: inventoryPath, history } }));
+    // No interface names: the agent finds each pod's veth from the pod's IP (attachPods), as on a cluster node.
+    agent = await Agent.start(loadConfig({ flags: { interface: [], attachPods: true, listen: opts.listen, intervalMs: 1000, idleTimeoutMs: 10000, inventory: inventoryPath, history } }));
     for (const notice of agent.startNotices()) opts.write(`demo: ${notice}`);
     agent.on('error', (e) => opts.write(`demo: ${e.message}`));
     api = await startApiServer(agent, parseListen(opts.listen));
 
-    opts.write('demo: pods');
-    for (const pod of node.pods) opts.write(`  ${`${pod.namespace}/${pod.name}`.padEnd(22)} ${pod.ip.padEnd(15)} veth ${pod.hostIf}  ${Object.entries(pod.labels).map(([k, v]) => `${k}=${v}`).join(',')}`);
+    opts.write('demo: pods (the agent found each one\'s veth from its IP)');
+    const found = new Map(agent.stats().interfaces.filter((i) => i.pod).map((i) => [i.pod!.ip, i]));
+    const rows = [['POD', 'WORKLOAD', 'SERVICE', 'IP', 'VETH', 'LABELS']];
+    for (const pod of node.pods) {
+      const i = found.get(pod.ip);
+      rows.push([
+        `${pod.namespace}/${pod.name}`,
+        `${pod.workload.kind}/${pod.workload.name}`,
+        pod.service ?? '-',
+        pod.ip,
+        i ? `${i.name}${i.attached ? '' : ' (not attached)'}` : 'not found yet',
+        Object.entries(pod.labels).map(([k, v]) => `${k}=${v}`).join(','),
+      ]);
+    }
+    for (const line of table(rows).split('\n')) opts.write(`  ${line}`);
     opts.write(`demo: inventory (pod identity) in ${inventoryPath}`);
     opts.write(`demo: flow history in ${history}, removed at the end (try: npx kubenetprobe observe --server ${api.url} --since 5m; top --since 5m)`);
     opts.write(`demo: API at ${api.url}  (try: npx kubenetprobe observe --server ${api.url} --follow)`);
@@ -111,14 +135,16 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
     timers.push(setInterval(scan, 10000));
 
     agent.on('security', (e) => {
-      opts.write(`SECURITY ${e.severity.toUpperCase()} ${e.type}: ${who(e.attacker.ip)} -> ${who(e.target.ip)}:${e.target.port} (${e.description})`);
+      opts.write(`SECURITY ${e.severity.toUpperCase()} ${e.type}: ${who(e.attacker.ip)}${owner(e.attacker.ip)} -> ${who(e.target.ip)}:${e.target.port}${owner(e.target.ip)} (${e.description})`);
     });
     // Connections grouped pod -> pod:port, the way a service map shows them.
     const summary = (): void => {
       if (!agent) return;
       const groups = new Map<string, { bytes: [number, number]; conns: number; states: Set<string> }>();
       for (const c of agent.conversations()) {
-        const k = `${who(c.a.ip)} -> ${who(c.b.ip)}:${c.b.port} ${c.protocol}`;
+        // Pod to pod only: not the pods' IPv6 link-local chatter (router and multicast listener messages).
+        if (!agent.identity(c.a.ip) || !agent.identity(c.b.ip)) continue;
+        const k = `${who(c.a.ip)} -> ${who(c.b.ip)}:${c.b.port} ${c.protocol}${service(c.b.ip)}`;
         const g = groups.get(k) ?? { bytes: [0, 0], conns: 0, states: new Set<string>() };
         g.bytes[0] += c.aToB.bytes;
         g.bytes[1] += c.bToA.bytes;
@@ -132,7 +158,7 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
       );
       const top = [...groups].sort(([, x], [, y]) => y.bytes[0] + y.bytes[1] - (x.bytes[0] + x.bytes[1])).slice(0, 8);
       for (const [k, g] of top) {
-        opts.write(`  ${k.padEnd(48)} ${formatBytes(g.bytes[0]).padStart(9)} / ${formatBytes(g.bytes[1]).padStart(9)}  ${g.conns} conn${g.conns > 1 ? 's' : ''} ${[...g.states].join(',')}`);
+        opts.write(`  ${k.padEnd(72)} ${formatBytes(g.bytes[0]).padStart(9)} / ${formatBytes(g.bytes[1]).padStart(9)}  ${g.conns} conn${g.conns > 1 ? 's' : ''} ${[...g.states].join(',')}`);
       }
     };
     timers.push(setInterval(summary, 2000));

@@ -97,6 +97,9 @@ export const libc = {
   socket: c.func('int socket(int domain, int type, int protocol)'),
   bind: c.func('int bind(int fd, void *addr, uint32_t len)'),
   recv: c.func('intptr_t recv(int fd, void *buf, size_t len, int flags)'),
+  send: c.func('intptr_t send(int fd, const void *buf, size_t len, int flags)'),
+  setsockopt: c.func('int setsockopt(int fd, int level, int name, const void *value, uint32_t len)'),
+  poll: c.func('int poll(void *fds, uint64_t nfds, int timeout)'),
   mallopt: c.func('int mallopt(int param, int value)'),
 };
 

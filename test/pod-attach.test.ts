@@ -16,6 +16,7 @@ import { Agent, type InterfaceStatus } from '../src/agent/agent.js';
 import { loadConfig } from '../src/agent/config.js';
 import { RtNetlink } from '../src/netlink/rtnetlink.js';
 import { CniNode, type CniPod } from './helpers/cni-node.js';
+import { FakeKubeApi, pod as kubePod } from './helpers/fake-kube-api.js';
 import { sh } from './helpers/testnet.js';
 import { attachedTo, nothingAttached, sleep, waitFor } from './helpers/attached.js';
 
@@ -138,6 +139,53 @@ describe('attach to pods found from their IPs (Calico, Cilium and bridge layouts
     await waitFor('a pod again', () => status(api.hostIf)?.pod?.pod === 'api', 2000);
     assert.deepEqual([...status(api.hostIf)!.reasons].sort(), ['interface', 'pod']);
     assert.deepEqual(attachedTo(api.hostIf), before);
+  });
+});
+
+describe("attach to the pods the cluster places on this node (against a local stand-in for the API server)", () => {
+  let node: CniNode;
+  let kube: FakeKubeApi;
+  let agent: Agent;
+  const status = (hostIf: string): InterfaceStatus | undefined => agent.stats().interfaces.find((i) => i.name === hostIf);
+
+  before(async () => {
+    node = new CniNode();
+    kube = await FakeKubeApi.start();
+    const here = node.addPod('calico', 'here');
+    // A pod the cluster says is on another node, though its IP is local here (a stale or wrong report): not this node's to watch.
+    const there = node.addPod('calico', 'there');
+    kube.apply('pods', kubePod({ namespace: 'shop', name: 'here', ip: here.ip, node: 'node-1' }));
+    kube.apply('pods', kubePod({ namespace: 'shop', name: 'there', ip: there.ip, node: 'node-2' }));
+    agent = await Agent.start(
+      loadConfig({ flags: { interface: [], attachPods: true, kubernetes: 'kubeconfig', kubeconfig: kube.writeKubeconfig(), nodeName: 'node-1', kubernetesTimeoutMs: 5000, intervalMs: 100, packetSampleRate: '0' } }),
+    );
+  });
+  after(async () => {
+    await agent?.close();
+    await kube?.close();
+    node?.close();
+  });
+
+  test("this node's pods are attached as the cluster adds them and detached as it deletes them", async () => {
+    const [here, there] = node.pods as [CniPod, CniPod];
+    assert.deepEqual(agent.startNotices(), []);
+    assert.deepEqual(status(here.hostIf)?.pod, { namespace: 'shop', pod: 'here', ip: here.ip, foundBy: 'peer-address' });
+    assert.equal(status(there.hostIf), undefined, "node-2's pod is not watched here");
+
+    const late = node.addPod('cilium', 'late');
+    kube.apply('pods', kubePod({ namespace: 'shop', name: 'late', ip: late.ip, node: 'node-1' }));
+    const t0 = Date.now();
+    await waitFor('the new pod attached', () => status(late.hostIf)?.attached === true, 2000);
+    const tookAdd = Date.now() - t0;
+    assert.ok(!nothingAttached(attachedTo(late.hostIf)));
+
+    assert.ok(kube.delete('pods', 'late', 'shop'));
+    const t1 = Date.now();
+    await waitFor('the deleted pod detached', () => status(late.hostIf) === undefined, 2000);
+    const tookDelete = Date.now() - t1;
+    assert.ok(nothingAttached(attachedTo(late.hostIf)), 'its veth is still there, with nothing of ours on it');
+    assert.equal(status(here.hostIf)?.attached, true);
+    process.stdout.write(`# cluster pod attached ${tookAdd} ms after it was added, detached ${tookDelete} ms after it was deleted\n`);
   });
 });
 

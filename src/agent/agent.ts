@@ -331,6 +331,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         pods.on('detach', (a) => void agent.forget(a, 'pod'));
         pods.on('error', (e) => agent.notice(e.message));
         agent.cluster?.on('podAdded', () => pods.syncSoon());
+        agent.cluster?.on('podDeleted', () => pods.syncSoon());
         pods.start();
         for (const a of pods.attachments()) await agent.attach(a, 'pod', a);
       }

@@ -87,3 +87,15 @@ test('a namespace that cannot be read is reported and skipped; the others still 
   assert.equal(f.find(['10.0.0.8']).get('10.0.0.8')?.name, 'b');
   assert.match(f.unreadable.get(5) ?? '', /no namespace id 5/);
 });
+
+test('at most 256 route lookups per look: a whole cluster of other nodes\' pods is asked about a batch at a time', () => {
+  const { nl, calls } = fake({ links: [], addresses: {}, routes: {} });
+  const f = new PodInterfaceFinder(nl, () => 0);
+  const ips = Array.from({ length: 600 }, (_, i) => `10.1.${i >> 8}.${i & 255}`);
+  f.find(ips);
+  assert.equal(calls.routes.length, 256);
+  f.find(ips);
+  f.find(ips);
+  assert.equal(new Set(calls.routes).size, 600, 'every IP asked once over three looks');
+  assert.equal(calls.routes.length, 600);
+});

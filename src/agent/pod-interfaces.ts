@@ -34,6 +34,12 @@ export type NetlinkQueries = Pick<RtNetlink, 'links' | 'addresses' | 'routeTo'>;
 /** An IP the route did not place on a pod's interface is not asked about again for this long. */
 const ROUTE_MISS_MS = 10_000;
 
+/**
+ * Route lookups per look, at most: where the pods to find are the whole
+ * cluster's (no node name), the misses are asked about a batch at a time.
+ */
+const MAX_ROUTE_LOOKUPS = 256;
+
 /** Address dumps older than this are made again even when the links did not change (an IP changed in place). */
 const FULL_REFRESH_MS = 60_000;
 
@@ -84,13 +90,15 @@ export class PodInterfaceFinder {
     const out = new Map<string, PodInterface>();
     const now = this.now();
     for (const [ip, until] of this.routeMisses) if (until <= now) this.routeMisses.delete(ip);
+    let routeLookups = 0;
     for (const ip of ips) {
       const l = byIp.get(ip);
       if (l) {
         out.set(ip, { ifindex: l.ifindex, name: l.name, foundBy: 'peer-address' });
         continue;
       }
-      if (this.routeMisses.has(ip)) continue;
+      if (this.routeMisses.has(ip) || routeLookups >= MAX_ROUTE_LOOKUPS) continue;
+      routeLookups++;
       const r = this.netlink.routeTo(ip);
       const via = r?.type === 'unicast' && r.oif !== undefined ? byIndex.get(r.oif) : undefined;
       // Only a link into another namespace is a pod's own: a bridge, cilium_host or eth0 is shared.

@@ -7,23 +7,12 @@
 import { EventEmitter } from 'node:events';
 import picomatch from 'picomatch';
 import { koffi, lastErrno, libc } from '../ffi/native.js';
+import { EAGAIN, IFINFOMSG_LEN, IFLA_IFNAME, MSG_DONTWAIT, NLMSG_HDRLEN, RTM_DELLINK, RTM_NEWLINK, cstr, openRouteSocket, parseAttributes } from '../netlink/rtnetlink.js';
 import { InvalidArgumentError, SystemError } from '../errors.js';
 import { interfaceIndex, listInterfaces } from '../netif.js';
 
-const AF_NETLINK = 16;
-const SOCK_RAW = 3;
-const SOCK_NONBLOCK = 0o4000;
-const SOCK_CLOEXEC = 0o2000000;
-const NETLINK_ROUTE = 0;
 const RTMGRP_LINK = 1;
-const MSG_DONTWAIT = 0x40;
-const EAGAIN = 11;
 const ENOBUFS = 105;
-const RTM_NEWLINK = 16;
-const RTM_DELLINK = 17;
-const IFLA_IFNAME = 3;
-const NLMSG_HDRLEN = 16;
-const IFINFOMSG_LEN = 16;
 
 /** One interface: its name and index in this network namespace. */
 export interface InterfaceRef {
@@ -61,19 +50,7 @@ export function parseLinkMessages(buf: Buffer, len: number): { type: 'new' | 'de
     if (msgLen < NLMSG_HDRLEN || off + msgLen > len) break;
     if ((type === RTM_NEWLINK || type === RTM_DELLINK) && msgLen >= NLMSG_HDRLEN + IFINFOMSG_LEN) {
       const ifindex = buf.readInt32LE(off + NLMSG_HDRLEN + 4);
-      let name: string | undefined;
-      let at = off + NLMSG_HDRLEN + IFINFOMSG_LEN;
-      while (at + 4 <= off + msgLen) {
-        const rtaLen = buf.readUInt16LE(at);
-        const rtaType = buf.readUInt16LE(at + 2);
-        if (rtaLen < 4 || at + rtaLen > off + msgLen) break;
-        if (rtaType === IFLA_IFNAME) {
-          const s = buf.subarray(at + 4, at + rtaLen);
-          const nul = s.indexOf(0);
-          name = s.toString('utf8', 0, nul < 0 ? s.length : nul);
-        }
-        at += (rtaLen + 3) & ~3;
-      }
+      const name = cstr(parseAttributes(buf, off + NLMSG_HDRLEN + IFINFOMSG_LEN, off + msgLen).get(IFLA_IFNAME));
       out.push({ type: type === RTM_NEWLINK ? 'new' : 'del', ifindex, name });
     }
     off += (msgLen + 3) & ~3;
@@ -102,17 +79,7 @@ export class InterfaceWatcher extends EventEmitter<InterfaceWatcherEvents> {
    */
   static start(patterns: readonly string[]): InterfaceWatcher {
     const matches = interfaceMatcher(patterns);
-    const fd = libc.socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_ROUTE) as number;
-    if (fd < 0) throw new SystemError('open rtnetlink socket', lastErrno());
-    // struct sockaddr_nl: family@0 (u16), pad@2, pid@4 (u32), groups@8 (u32)
-    const addr = Buffer.alloc(12);
-    addr.writeUInt16LE(AF_NETLINK, 0);
-    addr.writeUInt32LE(RTMGRP_LINK, 8);
-    if ((libc.bind(fd, addr, addr.length) as number) < 0) {
-      const errno = lastErrno();
-      libc.close(fd);
-      throw new SystemError('subscribe to rtnetlink link events', errno);
-    }
+    const fd = openRouteSocket(RTMGRP_LINK);
     const w = new InterfaceWatcher(matches, fd);
     for (const name of listInterfaces()) {
       if (!matches(name)) continue;

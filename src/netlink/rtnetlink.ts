@@ -16,7 +16,7 @@ import { encodeAddress, formatIpv4, formatIpv6 } from '../abi/ip.js';
 
 const AF_INET = 2;
 const AF_INET6 = 10;
-const AF_NETLINK = 16;
+export const AF_NETLINK = 16;
 const SOCK_RAW = 3;
 const SOCK_NONBLOCK = 0o4000;
 const SOCK_CLOEXEC = 0o2000000;
@@ -24,8 +24,8 @@ const NETLINK_ROUTE = 0;
 const SOL_NETLINK = 270;
 /** Strict checking: the kernel honours the filters in a dump request (IFA_TARGET_NETNSID needs it). */
 const NETLINK_GET_STRICT_CHK = 12;
-const MSG_DONTWAIT = 0x40;
-const EAGAIN = 11;
+export const MSG_DONTWAIT = 0x40;
+export const EAGAIN = 11;
 const EINTR = 4;
 const POLLIN = 1;
 
@@ -33,22 +33,23 @@ const NLM_F_REQUEST = 0x1;
 const NLM_F_DUMP = 0x300;
 const NLMSG_ERROR = 2;
 const NLMSG_DONE = 3;
-const NLMSG_HDRLEN = 16;
+export const NLMSG_HDRLEN = 16;
 
-const RTM_NEWLINK = 16;
+export const RTM_NEWLINK = 16;
+export const RTM_DELLINK = 17;
 const RTM_GETLINK = 18;
 const RTM_NEWADDR = 20;
 const RTM_GETADDR = 22;
 const RTM_NEWROUTE = 24;
 const RTM_GETROUTE = 26;
 
-const IFLA_IFNAME = 3;
+export const IFLA_IFNAME = 3;
 const IFLA_LINK = 5;
 const IFLA_MASTER = 10;
 const IFLA_LINKINFO = 18;
 const IFLA_INFO_KIND = 1;
 const IFLA_LINK_NETNSID = 37;
-const IFINFOMSG_LEN = 16;
+export const IFINFOMSG_LEN = 16;
 
 const IFA_ADDRESS = 1;
 const IFA_LOCAL = 2;
@@ -110,7 +111,8 @@ export function parseAttributes(buf: Buffer, start: number, end: number): Attrs 
   return out;
 }
 
-function cstr(b: Buffer | undefined): string | undefined {
+/** A NUL-terminated string attribute's text. */
+export function cstr(b: Buffer | undefined): string | undefined {
   if (!b) return undefined;
   const nul = b.indexOf(0);
   return b.toString('utf8', 0, nul < 0 ? b.length : nul);
@@ -131,6 +133,26 @@ function ipString(b: Buffer): string | undefined {
   return b.length === 16 ? formatIpv6(v, 0) : undefined;
 }
 
+/**
+ * A non-blocking rtnetlink socket; with `groups`, subscribed to those
+ * multicast groups (RTMGRP_LINK for link notifications).
+ */
+export function openRouteSocket(groups = 0): number {
+  const fd = libc.socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_ROUTE) as number;
+  if (fd < 0) throw new SystemError('open rtnetlink socket', lastErrno());
+  if (groups === 0) return fd;
+  // struct sockaddr_nl: family@0 (u16), pad@2, pid@4 (u32), groups@8 (u32)
+  const addr = Buffer.alloc(12);
+  addr.writeUInt16LE(AF_NETLINK, 0);
+  addr.writeUInt32LE(groups, 8);
+  if ((libc.bind(fd, addr, addr.length) as number) < 0) {
+    const errno = lastErrno();
+    libc.close(fd);
+    throw new SystemError('subscribe to rtnetlink notifications', errno);
+  }
+  return fd;
+}
+
 export class RtNetlink {
   private fd: number;
   private seq = 0;
@@ -142,8 +164,7 @@ export class RtNetlink {
   }
 
   static open(): RtNetlink {
-    const fd = libc.socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_ROUTE) as number;
-    if (fd < 0) throw new SystemError('open rtnetlink socket', lastErrno());
+    const fd = openRouteSocket();
     const on = Buffer.alloc(4);
     on.writeInt32LE(1);
     if ((libc.setsockopt(fd, SOL_NETLINK, NETLINK_GET_STRICT_CHK, on, 4) as number) < 0) {

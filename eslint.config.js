@@ -13,4 +13,6 @@ export default tseslint.config(
       'no-constant-condition': ['error', { checkLoops: false }],
     },
   },
+  // The web page (web/src) runs in the browser.
+  { files: ['web/src/**/*.ts'], languageOptions: { globals: { ...globals.browser } } },
 );

@@ -8,6 +8,7 @@
 #   bench/flow-read.ts     reading 100k flows vs get_next_key + lookup per key
 #   bench/agent-pipeline.ts  one agent pipeline cycle and peak RSS at 10k/100k/1M flows vs a raw read
 #   bench/history-store.ts  flow history: writes/s, top-10 talkers and a time series over 1M records vs plain JS
+#   bench/web-page.ts      the web page in headless Chromium with 500 pods / 5k edges: first render and frame time vs the same page with an empty map
 #
 # Each benchmark measures its baseline in the same run, interleaved. Goal
 # misses are results, not failures; the script fails only when a benchmark
@@ -30,7 +31,7 @@ for src in bench/bpf/*.bpf.c; do
   echo "built $obj"
 done
 
-benches=(prog-cost detector-cost ringbuf-read flow-read agent-pipeline history-store)
+benches=(prog-cost detector-cost ringbuf-read flow-read agent-pipeline history-store web-page)
 for b in "${benches[@]}"; do rm -f "$out/$b.json"; done
 rm -f "$out/results.json"
 

@@ -20,6 +20,8 @@ command -v prometheus >/dev/null || need_apt+=(prometheus)
 command -v ping >/dev/null || need_apt+=(iputils-ping)
 command -v iperf3 >/dev/null || need_apt+=(iperf3)
 command -v ethtool >/dev/null || need_apt+=(ethtool)
+# The web page's browser tests and benchmark (test/web-ui.test.ts, bench/web-page.ts): Debian's Chromium, driven by playwright-core.
+[[ -x /usr/bin/chromium ]] || need_apt+=(chromium)
 # Rendering the Helm chart offline in test/deploy.test.ts (tools/helm-render: Go text/template + Sprig, as Helm does).
 command -v go >/dev/null || need_apt+=(golang-go)
 [[ -d /usr/share/gocode/src/github.com/Masterminds/sprig ]] || need_apt+=(golang-github-masterminds-sprig-dev golang-gopkg-yaml.v2-dev)
@@ -43,3 +45,7 @@ echo "setup: tsc"
 npx tsc -p tsconfig.json
 # The CLI (package.json "bin"), so `npx kubenetprobe` runs it.
 chmod +x dist/src/cli/main.js
+# The web page the agent serves at / (web/, bundled by Vite into dist/web; no CDN).
+echo "setup: web page (tsc, vite build)"
+npx tsc -p web/tsconfig.json
+npx vite build --config web/vite.config.ts

@@ -22,6 +22,8 @@ import { KubeNetProbeError } from '../errors.js';
 import type { FlowRecord } from '../agent/flow-accounter.js';
 import type { BlockChange, SecurityEvent } from '../types.js';
 import { TIME_ARG_FORMS, parseTimeArg, type TimeRange } from '../history/time-range.js';
+import { registerServiceMap } from './service-map.js';
+import { registerWebPage } from './web.js';
 // Types only: the store itself (and DuckDB) is the agent's, loaded when history is on.
 import type { HistoryEvent, HistoryFlow, HistoryStore, TalkerGroup, TopTalker } from '../history/history-store.js';
 
@@ -376,6 +378,10 @@ export function createApp(agent: Agent, metrics?: AgentMetrics): Hono {
       agent.off('lost', onLost);
     });
   });
+
+  // The service map and the web page that shows it (service-map.ts, web.ts).
+  registerServiceMap(app, agent, json);
+  registerWebPage(app);
 
   app.notFound((c) => json(c, { error: { code: 'NOT_FOUND', message: `no such endpoint: ${c.req.method} ${c.req.path}` } }, 404));
 

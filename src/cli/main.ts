@@ -172,10 +172,10 @@ function printStreamEvent(event: string, data: string, format: OutputFormat): bo
 
 program
   .command('agent')
-  .description('run the agent: attach to the named interfaces as they come and go, keep flows, serve the API (needs root)')
+  .description('run the agent: attach to the named interfaces as they come and go, keep flows, serve the API and the web page (needs root)')
   .option('-i, --interface <name|glob>', 'interface name or glob to attach to, or @main for the interface of the default route; repeat for more (default eth0, or @main with --attach-pods)', collect)
   .option('--attach-pods', "attach to each local pod's host-side interface (cali*, lxc*, a bridge port...), found from the pod's IP, as pods start and go; the pods are this node's from --kubernetes, and the --inventory's")
-  .option('-l, --listen <host:port>', 'where the API listens (default 127.0.0.1:9470)')
+  .option('-l, --listen <host:port>', 'where the API and the web page listen (default 127.0.0.1:9470)')
   .option('-c, --config <file>', 'JSON config file with the same field names (interface, listen, xdp, ...)')
   .addOption(new Option('--xdp <mode>', 'XDP per interface').choices(['auto', 'off', 'native', 'generic']))
   .option('--flow-table-capacity <n>', 'flows the kernel table holds')
@@ -267,7 +267,7 @@ program
         : `kubenetprobe agent: audit mode: ${d.enabled.length} detectors report; nothing is blocked but by hand (kubenetprobe blocks add)\n`,
     );
     // Last: the line tests and scripts wait for.
-    say.write(`kubenetprobe agent: API at ${api.url}, Prometheus metrics at ${api.url}/metrics\n`);
+    say.write(`kubenetprobe agent: API at ${api.url}, web page at ${api.url}/, Prometheus metrics at ${api.url}/metrics\n`);
   });
 
 const filterOptions = (cmd: Command): Command =>

@@ -110,6 +110,7 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
     opts.write(`demo: inventory (pod identity) in ${inventoryPath}`);
     opts.write(`demo: flow history in ${history}, removed at the end (try: npx kubenetprobe observe --server ${api.url} --since 5m; top --since 5m)`);
     opts.write(`demo: API at ${api.url}  (try: npx kubenetprobe observe --server ${api.url} --follow)`);
+    opts.write(`demo: web page at ${api.url}/  (service map, flows, security events, traffic; open it in a browser on this machine, or through ssh -L)`);
 
     await node.traffic(p('client'), ['client', String(seconds), `http:${p('frontend').ip}:80:500`, `udp:${p('dns').ip}:53:1000`, `bulk:${p('db').ip}:5432:4000:2000000`]);
     await node.traffic(p('frontend'), ['client', String(seconds), `http:${p('api').ip}:8080:700`]);

@@ -36,8 +36,8 @@ test('export: JSON lines file and OTLP from a running agent, flow deltas exact',
     const b = net.pod('b');
     const inventory = join(dir, 'inventory.json');
     writeFileSync(inventory, JSON.stringify({ pods: [
-      { name: 'client', namespace: 'shop', labels: {}, ip: a.ipv4 },
-      { name: 'dns', namespace: 'kube-system', labels: {}, ip: b.ipv4 },
+      { name: 'client', namespace: 'shop', labels: {}, ip: a.ipv4, workload: { kind: 'Deployment', name: 'client' } },
+      { name: 'dns', namespace: 'kube-system', labels: {}, ip: b.ipv4, workload: { kind: 'DaemonSet', name: 'dns' }, service: 'kube-dns' },
     ] }));
     const file = join(dir, 'flows.jsonl');
     agent = await Agent.start(
@@ -95,10 +95,11 @@ test('export: JSON lines file and OTLP from a running agent, flow deltas exact',
       for (const l of recs) {
         assert.equal(l['direction'], direction);
         assert.equal(l['protocol'], 'UDP');
-        assert.deepEqual([l['srcIp'], l['srcPort'], l['srcNamespace'], l['srcPod']], [a.ipv4, SRC_PORT, 'shop', 'client']);
-        assert.deepEqual([l['dstIp'], l['dstNamespace'], l['dstPod']], [b.ipv4, 'kube-system', 'dns']);
+        assert.deepEqual([l['srcIp'], l['srcPort'], l['srcNamespace'], l['srcPod'], l['srcWorkload'], l['srcService']], [a.ipv4, SRC_PORT, 'shop', 'client', 'Deployment/client', null]);
+        assert.deepEqual([l['dstIp'], l['dstNamespace'], l['dstPod'], l['dstWorkload'], l['dstService']], [b.ipv4, 'kube-system', 'dns', 'DaemonSet/dns', 'kube-dns']);
         assert.deepEqual(Object.keys(l), [
-          'time', 'firstSeen', 'interface', 'direction', 'protocol', 'srcIp', 'srcPort', 'srcNamespace', 'srcPod', 'dstIp', 'dstPort', 'dstNamespace', 'dstPod',
+          'time', 'firstSeen', 'interface', 'direction', 'protocol', 'srcIp', 'srcPort', 'srcNamespace', 'srcPod', 'srcWorkload', 'srcService',
+          'dstIp', 'dstPort', 'dstNamespace', 'dstPod', 'dstWorkload', 'dstService',
           'packets', 'bytes', 'tcpFlags', 'state', 'record', 'deltaPackets', 'deltaBytes', 'packetsPerSec', 'bytesPerSec',
         ]);
       }
@@ -106,7 +107,10 @@ test('export: JSON lines file and OTLP from a running agent, flow deltas exact',
 
     const scans = parsed.filter((l) => l['event'] === 'security' && l['type'] === 'udp-port-scan');
     assert.ok(scans.length >= 1, 'the scan is exported');
-    assert.deepEqual([scans[0]!['attackerPod'], scans[0]!['targetPod'], (scans[0]!['target'] as { ip: string }).ip], ['client', 'dns', b.ipv4]);
+    assert.deepEqual(
+      [scans[0]!['attackerPod'], scans[0]!['attackerWorkload'], scans[0]!['targetPod'], scans[0]!['targetWorkload'], scans[0]!['targetService'], (scans[0]!['target'] as { ip: string }).ip],
+      ['client', 'Deployment/client', 'dns', 'DaemonSet/dns', 'kube-dns', b.ipv4],
+    );
     const blocks = parsed.filter((l) => l['event'] === 'block');
     assert.deepEqual(blocks.map((l) => [l['action'], l['cause'], l['ip']]), [['blocked', 'manual', '198.51.100.7'], ['unblocked', 'manual', '198.51.100.7']]);
 
@@ -123,6 +127,7 @@ test('export: JSON lines file and OTLP from a running agent, flow deltas exact',
     const scanRecord = rx.records.find((r) => r.eventName === 'kubenetprobe.security')!;
     assert.equal(scanRecord.attributes['kubenetprobe.type'], 'udp-port-scan');
     assert.equal(scanRecord.attributes['kubenetprobe.attackerPod'], 'client');
+    assert.equal(scanRecord.attributes['kubenetprobe.targetService'], 'kube-dns');
   } finally {
     await agent?.close();
     await rx.close();

@@ -21,7 +21,7 @@ import type { FlowRecord } from '../src/agent/flow-accounter.js';
 import { startApiServer, type ApiServer } from '../src/api/server.js';
 import { TestNet, type Pod } from './helpers/testnet.js';
 import { attachedTo, nothingAttached, waitFor } from './helpers/attached.js';
-import { ethernet, ipv4, mac, tcp } from '../tools/frames.js';
+import { TCP, ethernet, ipv4, mac, tcp } from '../tools/frames.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
@@ -102,9 +102,9 @@ describe('flow history', () => {
     historyPath = join(dir, 'history.duckdb');
     inventory = join(dir, 'inventory.json');
     writeFileSync(inventory, JSON.stringify({ pods: [
-      { name: 'client', namespace: 'default', labels: {}, ip: a.ipv4 },
-      { name: 'api', namespace: 'shop', labels: {}, ip: b.ipv4 },
-      { name: 'db', namespace: 'data', labels: {}, ip: c.ipv4 },
+      { name: 'client', namespace: 'default', labels: { app: 'client' }, ip: a.ipv4, workload: { kind: 'Deployment', name: 'client' } },
+      { name: 'api', namespace: 'shop', labels: { app: 'api' }, ip: b.ipv4, workload: { kind: 'Deployment', name: 'api' }, service: 'api' },
+      { name: 'db', namespace: 'data', labels: { app: 'db' }, ip: c.ipv4, workload: { kind: 'StatefulSet', name: 'db' }, service: 'db' },
     ] }));
     await startAgent();
   });
@@ -133,13 +133,36 @@ describe('flow history', () => {
       assert.ok(mine.every((r) => r.packets === r.deltaPackets && r.key.direction === direction && r.key.srcPort === FLOW.srcPort));
       assert.equal(mine.at(-1)!.record, 'final');
       assert.equal(mine.at(-1)!.totalPackets, FLOW.count);
-      assert.deepEqual(mine[0]!.source, { namespace: 'default', pod: 'client' });
-      assert.deepEqual(mine[0]!.destination, { namespace: 'shop', pod: 'api' });
+      // Identity as it was written: namespace, pod, workload and service (labels are not kept).
+      assert.deepEqual(mine[0]!.source, { namespace: 'default', pod: 'client', workload: { kind: 'Deployment', name: 'client' } });
+      assert.deepEqual(mine[0]!.destination, { namespace: 'shop', pod: 'api', workload: { kind: 'Deployment', name: 'api' }, service: 'api' });
     }
     assert.equal(rows.length, rows.filter((r) => r.interface === a.hostIf || r.interface === b.hostIf).length);
     // The filters apply to history as they do live; until before the traffic finds nothing.
     const one = (await get(`/api/v1/flows?since=1m&port=${FLOW.port}&interface=${a.hostIf}&pod=shop/api`)).body['flows'] as Row[];
     assert.equal(one.reduce((s, r) => s + r.packets, 0), FLOW.count);
+    // Workload and service too, from the history: exactly this flow's records on a's veth, and nothing of a workload not in it.
+    const ofRows = async (query: string): Promise<Row[]> => {
+      const r = await get(`/api/v1/flows?since=1m&${query}`);
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      return r.body['flows'] as Row[];
+    };
+    for (const query of [`workload=Deployment/api&interface=${a.hostIf}`, `workload=deployment/client&interface=${a.hostIf}`, `service=shop/api&interface=${a.hostIf}`, `service=api&workload=client&interface=${a.hostIf}`]) {
+      const got = await ofRows(`${query}&port=${FLOW.port}`);
+      assert.deepEqual(got.map((r) => r.interface), one.map((r) => r.interface), query);
+      assert.equal(got.reduce((s, r) => s + r.packets, 0), FLOW.count, query);
+    }
+    for (const query of ['workload=StatefulSet/db', 'workload=StatefulSet/api', 'service=db', 'service=default/api']) {
+      assert.deepEqual(await ofRows(`${query}&port=${FLOW.port}`), [], query);
+    }
+    // Labels are not kept: refused, saying what is.
+    const label = await get(`/api/v1/flows?since=1m&label=app=api`);
+    assert.equal(label.status, 400);
+    assert.deepEqual(label.body['error'], {
+      code: 'BAD_PARAMETER',
+      parameter: 'label',
+      message: "label: the history keeps each end's namespace, pod, workload and service, not its labels: filter by label on live flows and events (without since/until)",
+    });
     assert.deepEqual((await get(`/api/v1/flows?since=1m&until=59s&port=${FLOW.port}`)).body['flows'], []);
     const limited = (await get(`/api/v1/flows?since=1m&port=${FLOW.port}&limit=1`)).body['flows'] as Row[];
     assert.equal(limited.length, 1);
@@ -154,18 +177,29 @@ describe('flow history', () => {
     assert.equal(lines.reduce((s, l) => s + (l['packets'] as number), 0), FLOW.count);
     assert.equal(lines.reduce((s, l) => s + (l['bytes'] as number), 0), FLOW.count * UDP_BYTES(FLOW.payload));
     assert.deepEqual(Object.keys(lines[0]!), [
-      'time', 'firstSeen', 'interface', 'direction', 'protocol', 'srcIp', 'srcPort', 'srcNamespace', 'srcPod', 'dstIp', 'dstPort', 'dstNamespace', 'dstPod',
+      'time', 'firstSeen', 'interface', 'direction', 'protocol', 'srcIp', 'srcPort', 'srcNamespace', 'srcPod', 'srcWorkload', 'srcService',
+      'dstIp', 'dstPort', 'dstNamespace', 'dstPod', 'dstWorkload', 'dstService',
       'packets', 'bytes', 'tcpFlags', 'state', 'record', 'deltaPackets', 'deltaBytes', 'packetsPerSec', 'bytesPerSec', 'totalPackets', 'totalBytes',
     ]);
     const last = lines.at(-1)!;
     assert.deepEqual(
-      [last['srcIp'], last['srcPort'], last['srcNamespace'], last['srcPod'], last['dstIp'], last['dstPort'], last['dstPod'], last['protocol'], last['direction'], last['record'], last['state'], last['totalPackets']],
-      [a.ipv4, FLOW.srcPort, 'default', 'client', b.ipv4, FLOW.port, 'api', 'UDP', 'ingress', 'final', null, FLOW.count],
+      [last['srcIp'], last['srcPort'], last['srcNamespace'], last['srcPod'], last['srcWorkload'], last['srcService'], last['dstIp'], last['dstPort'], last['dstPod'], last['dstWorkload'], last['dstService']],
+      [a.ipv4, FLOW.srcPort, 'default', 'client', 'Deployment/client', null, b.ipv4, FLOW.port, 'api', 'Deployment/api', 'api'],
     );
+    assert.deepEqual([last['protocol'], last['direction'], last['record'], last['state'], last['totalPackets']], ['UDP', 'ingress', 'final', null, FLOW.count]);
+    // --workload and --service with --since: the same records; --label is refused, naming it.
+    const byName = await cli(['observe', '--since', '1m', '-o', 'json', '--workload', 'Deployment/api', '--service', 'api', '--port', String(FLOW.port), '--interface', a.hostIf, ...server]);
+    assert.equal(byName.code, 0, byName.err);
+    assert.deepEqual(jsonLines(byName.out), lines);
+    const none = await cli(['observe', '--since', '1m', '--workload', 'StatefulSet/db', '--port', String(FLOW.port), ...server]);
+    assert.equal(none.out, 'no flow records in this range\n', none.err);
+    const label = await cli(['observe', '--since', '1m', '--label', 'app=api', ...server]);
+    assert.equal(label.code, 2);
+    assert.match(label.err, /^kubenetprobe: the agent refused: label: the history keeps each end's namespace, pod, workload and service, not its labels/);
     const table = await cli(['observe', '--since', '1m', '--port', String(FLOW.port), ...server]);
     assert.equal(table.code, 0, table.err);
     assert.match(table.out, /^TIME +INTERFACE +DIR +PROTO +SOURCE +DESTINATION +PACKETS +BYTES +FLAGS +STATE\n/);
-    assert.match(table.out, new RegExp(` default/client:${FLOW.srcPort} +shop/api:${FLOW.port} +\\d+ +\\d+ +- +final$`, 'm'));
+    assert.match(table.out, new RegExp(` default/client:${FLOW.srcPort} +shop/api:${FLOW.port} \\(svc api\\) +\\d+ +\\d+ +- +final$`, 'm'));
     // An ISO time works as well as a duration.
     const iso = await cli(['observe', '--since', new Date(Date.now() - 60_000).toISOString(), '--until', 'now', '-o', 'json', '--port', String(FLOW.port), '--interface', b.hostIf, ...server]);
     assert.equal(jsonLines(iso.out).reduce((s, l) => s + (l['packets'] as number), 0), FLOW.count, iso.err);
@@ -183,13 +217,34 @@ describe('flow history', () => {
     assert.ok(big >= 0 && small >= 0, JSON.stringify(talkers));
     assert.ok(big < small, 'the bigger flow ranks first');
     const { records, ...bigRow } = talkers[big] as Talker & { records: number };
-    assert.deepEqual(bigRow, { srcIp: a.ipv4, srcNamespace: 'default', srcPod: 'client', dstIp: c.ipv4, dstNamespace: 'data', dstPod: 'db', bytes: 250 * UDP_BYTES(200), packets: 250 });
+    assert.deepEqual(bigRow, {
+      srcIp: a.ipv4,
+      srcNamespace: 'default',
+      srcPod: 'client',
+      srcWorkload: { kind: 'Deployment', name: 'client' },
+      srcService: null,
+      dstIp: c.ipv4,
+      dstNamespace: 'data',
+      dstPod: 'db',
+      dstWorkload: { kind: 'StatefulSet', name: 'db' },
+      dstService: 'db',
+      bytes: 250 * UDP_BYTES(200),
+      packets: 250,
+    });
     assert.ok(records >= 1, 'the records of one veth, not both');
     assert.equal(talkers[small]!.bytes, 100 * UDP_BYTES(50));
     assert.equal(talkers[small]!.packets, 100);
     // By destination: c received both.
     const dst = (await get(`/api/v1/top?since=1m&group=destination&ip=${c.ipv4}&protocol=udp`)).body['talkers'] as Talker[];
     assert.deepEqual(dst.map((t) => [t.dstPod, t.bytes]), [['db', 250 * UDP_BYTES(200) + 100 * UDP_BYTES(50)]]);
+    // By workload or service, from the history: exactly the pairs with such an end.
+    const pairs = async (query: string): Promise<[string | null, string | null, number][]> =>
+      ((await get(`/api/v1/top?since=1m&protocol=udp&${query}`)).body['talkers'] as Talker[]).map((t) => [t.srcPod, t.dstPod, t.packets]);
+    assert.deepEqual(await pairs(`workload=Deployment/api&ip=${c.ipv4}`), [['api', 'db', 100]]);
+    assert.deepEqual(await pairs(`service=data/db`), [['client', 'db', 250], ['api', 'db', 100]]);
+    assert.deepEqual(await pairs(`workload=client&service=db`), [['client', 'db', 250]]);
+    assert.deepEqual(await pairs(`workload=StatefulSet/db&ip=${b.ipv4}`), [['api', 'db', 100]]);
+    assert.deepEqual(await pairs(`service=default/db`), []);
     // The time series counts the same way: its buckets sum to the same bytes.
     const ts = (await get(`/api/v1/timeseries?since=1m&bucket=10s&ip=${c.ipv4}&protocol=udp`)).body as { points: { bytes: number }[]; bucketMs: number };
     assert.equal(ts.bucketMs, 10_000);
@@ -199,13 +254,16 @@ describe('flow history', () => {
     const json = await cli(['top', '--since', '1m', '-o', 'json', '--sort', 'packets', '--protocol', 'udp', '--ip', c.ipv4, ...server]);
     assert.equal(json.code, 0, json.err);
     assert.deepEqual(
-      jsonLines(json.out).map((l) => [l['srcPod'], l['dstPod'], l['packets'], l['bytes']]),
-      [['client', 'db', 250, 250 * UDP_BYTES(200)], ['api', 'db', 100, 100 * UDP_BYTES(50)]],
+      jsonLines(json.out).map((l) => [l['srcPod'], l['srcWorkload'], l['dstPod'], l['dstWorkload'], l['dstService'], l['packets'], l['bytes']]),
+      [['client', 'Deployment/client', 'db', 'StatefulSet/db', 'db', 250, 250 * UDP_BYTES(200)], ['api', 'Deployment/api', 'db', 'StatefulSet/db', 'db', 100, 100 * UDP_BYTES(50)]],
     );
+    const byWorkload = await cli(['top', '--since', '1m', '-o', 'json', '--workload', 'Deployment/api', '--service', 'db', '--protocol', 'udp', ...server]);
+    assert.equal(byWorkload.code, 0, byWorkload.err);
+    assert.deepEqual(jsonLines(byWorkload.out).map((l) => [l['srcIp'], l['dstIp'], l['packets']]), [[b.ipv4, c.ipv4, 100]]);
     const table = await cli(['top', '--since', '1m', '--protocol', 'udp', '--ip', c.ipv4, ...server]);
     assert.equal(table.code, 0, table.err);
     assert.match(table.out, /^kubenetprobe top — from history, 1m to now .* — 2 talkers \(source -> destination\), by bytes\nSOURCE +DESTINATION +BYTES +PACKETS +RECORDS\n/);
-    assert.match(table.out, new RegExp(`^default/client \\(${a.ipv4.replace(/\./g, '\\.')}\\) +data/db \\(${c.ipv4.replace(/\./g, '\\.')}\\) +55\\.7 KiB +250 `, 'm'));
+    assert.match(table.out, new RegExp(`^default/client \\(${a.ipv4.replace(/\./g, '\\.')}\\) +data/db \\(${c.ipv4.replace(/\./g, '\\.')}, svc db\\) +55\\.7 KiB +250 `, 'm'));
     const rate = await cli(['top', '--since', '1m', '--sort', 'rate', ...server]);
     assert.equal(rate.code, 2);
     assert.match(rate.err, /--sort must be bytes or packets with --since/);
@@ -213,7 +271,10 @@ describe('flow history', () => {
 
   test('a security event is in events --since', async () => {
     net.rawSend(a, 1, [ethernet(mac(net.mac(b)), mac(net.mac(a)), ipv4(a.ipv4, b.ipv4, tcp(52400, 23, 0)))]);
+    // And one between other pods: db probes client (SYN+FIN), for the identity filters to tell them apart.
+    net.rawSend(c, 1, [ethernet(mac(net.mac(a)), mac(net.mac(c)), ipv4(c.ipv4, a.ipv4, tcp(52401, 80, TCP.SYN | TCP.FIN)))]);
     await waitFor('the NULL scan event', () => agent!.recentSecurityEvents({ types: ['tcp-null-scan'] }).length > 0, 5000);
+    await waitFor('the SYN+FIN event', () => agent!.recentSecurityEvents({ types: ['tcp-syn-fin'] }).length > 0, 5000);
     const live = agent!.recentSecurityEvents({ types: ['tcp-null-scan'] })[0]!;
     const r = await cli(['events', '--since', '1m', '--type', 'tcp-null-scan', '-o', 'json', '--server', api!.url]);
     assert.equal(r.code, 0, r.err);
@@ -224,12 +285,39 @@ describe('flow history', () => {
       [e['event'], e['type'], e['severity'], e['attacker'], e['target'], e['attackerPod'], e['targetNamespace'], e['targetPod'], e['interface'], e['protocol'], e['cpu'], e['seq'], e['time']],
       ['security', 'tcp-null-scan', live.severity, { ip: a.ipv4, port: 52400 }, { ip: b.ipv4, port: 23 }, 'client', 'shop', 'api', live.interface, 'TCP', live.cpu, Number(live.seq), live.timestamp.toISOString()],
     );
+    assert.deepEqual([e['attackerWorkload'], e['attackerService'], e['targetWorkload'], e['targetService']], ['Deployment/client', null, 'Deployment/api', 'api']);
+    // By identity, from the history: exactly the events with such an attacker or target.
+    const types = async (...args: string[]): Promise<string[]> => {
+      const x = await cli(['events', '--since', '1m', '-o', 'json', ...args, '--server', api!.url]);
+      assert.equal(x.code, 0, x.err);
+      return jsonLines(x.out).map((l) => `${l['type'] as string}@${(l['attacker'] as { ip: string }).ip}`);
+    };
+    const nullScan = `tcp-null-scan@${a.ipv4}`;
+    const synFin = `tcp-syn-fin@${c.ipv4}`;
+    assert.deepEqual(await types('--workload', 'Deployment/api'), [nullScan], 'the target is api');
+    assert.deepEqual(await types('--workload', 'statefulset/db'), [synFin], 'the attacker is db');
+    assert.deepEqual(await types('--workload', 'client'), [nullScan, synFin], 'client at either end');
+    assert.deepEqual(await types('--namespace', 'data'), [synFin]);
+    assert.deepEqual(await types('--namespace', 'shop'), [nullScan]);
+    assert.deepEqual(await types('--service', 'shop/api'), [nullScan]);
+    assert.deepEqual(await types('--service', 'db', '--pod', 'default/client'), [synFin]);
+    assert.deepEqual(await types('--workload', 'client', '--type', 'tcp-syn-fin'), [synFin]);
+    assert.deepEqual(await types('--workload', 'Deployment/db'), []);
+    const label = await cli(['events', '--since', '1m', '--label', 'app=api', '--server', api!.url]);
+    assert.equal(label.code, 2);
+    assert.match(label.err, /the agent refused: label: the history keeps each end's namespace, pod, workload and service, not its labels/);
+    // Live, the same filters (and the label) keep the same events.
+    const live2 = async (query: string): Promise<string[]> =>
+      ((await get(`/api/v1/security-events?${query}`)).body['events'] as { type: string; attacker: { ip: string } }[]).map((x) => `${x.type}@${x.attacker.ip}`);
+    assert.deepEqual(await live2('workload=Deployment/api'), [nullScan]);
+    assert.deepEqual(await live2('namespace=data'), [synFin]);
+    assert.deepEqual(await live2('label=app=db'), [synFin]);
     // The same filters as live; an empty range says so.
     const none = await cli(['events', '--since', '1m', '--severity', 'critical', '--server', api!.url]);
     assert.equal(none.out, 'no security events that match in this range\n');
     const api1 = (await get(`/api/v1/security-events?since=1m&source=${a.ipv4}/32`)).body['events'] as { type: string; attackerIdentity: unknown }[];
     assert.ok(api1.some((x) => x.type === 'tcp-null-scan'));
-    assert.deepEqual(api1[0]!.attackerIdentity, { namespace: 'default', pod: 'client' });
+    assert.deepEqual(api1[0]!.attackerIdentity, { namespace: 'default', pod: 'client', workload: { kind: 'Deployment', name: 'client' } });
   });
 
   test('bad since and until values are a 400 naming the parameter; the CLI names the flag', async () => {

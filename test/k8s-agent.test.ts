@@ -7,7 +7,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Agent, type FlowView } from '../src/agent/agent.js';
@@ -16,6 +16,7 @@ import { startApiServer, type ApiServer } from '../src/api/server.js';
 import { FakeKubeApi, endpointSlice, owned, pod, service } from './helpers/fake-kube-api.js';
 import { TestNet, type Pod } from './helpers/testnet.js';
 import { sleep, waitFor } from './helpers/attached.js';
+import { TCP, ethernet, ipv4, mac, tcp } from '../tools/frames.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const PORT = 6311;
@@ -112,6 +113,9 @@ describe('agent with Kubernetes identity (against a local stand-in for the API s
     const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.equal(lines.length, 1);
     assert.deepEqual([lines[0]!['srcIp'], lines[0]!['srcNamespace'], lines[0]!['srcPod'], lines[0]!['dstIp'], lines[0]!['dstNamespace'], lines[0]!['dstPod'], lines[0]!['packets']], [a.ipv4, 'default', 'client-5c6d-aaaaa', b.ipv4, 'shop', 'api-7d9f-bbbbb', COUNT]);
+    // Live top: the conversation by workload, its ends named namespace/pod:port.
+    const { stdout: top } = await promisify(execFile)(process.execPath, [CLI, 'top', '--once', '--interval-ms', '100', '--sort', 'bytes', '--workload', 'Deployment/api', '--port', String(PORT), '--server', api.url]);
+    assert.match(top, new RegExp(`\\ndefault/client-5c6d-aaaaa:${SRCPORT} +shop/api-7d9f-bbbbb:${PORT} +(?:UDP|udp) +[^\\n]* ${COUNT} `), top);
     for (const [query, param] of [
       ['workload=a/b/c', 'workload'],
       ['service=Not_A_Name', 'service'],
@@ -120,6 +124,92 @@ describe('agent with Kubernetes identity (against a local stand-in for the API s
       const r = await get(`/api/v1/flows?${query}`);
       assert.equal(r.status, 400, query);
       assert.equal((r.body['error'] as { parameter: string }).parameter, param);
+    }
+  });
+
+  test('security events filtered by namespace, pod, workload, service and label (attacker or target), with the names beside the IPs', async () => {
+    const CLIENT = 'default/client-5c6d-aaaaa';
+    const API = 'shop/api-7d9f-bbbbb';
+    const OUTSIDE = ['198.51.100.9', '198.51.100.10'];
+    const events = async (...args: string[]): Promise<Record<string, unknown>[]> => {
+      const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'events', '-o', 'json', '--last', '100', ...args, '--server', api.url]);
+      return stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    };
+    const who = (e: Record<string, unknown>): string => `${(e['attacker'] as { ip: string }).ip}>${(e['target'] as { ip: string }).ip}`;
+    // A follower by workload, subscribed before the events happen.
+    const listening = agent.listenerCount('security');
+    const follower = spawn(process.execPath, [CLI, 'events', '--follow', '--last', '0', '-o', 'json', '--workload', 'Deployment/client', '--server', api.url], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let followed = '';
+    follower.stdout.on('data', (d: Buffer) => (followed += d.toString()));
+    try {
+      await waitFor('the follower to subscribe', () => agent.listenerCount('security') > listening, 5000);
+      const macA = mac(net.mac(a));
+      const macB = mac(net.mac(b));
+      // client -> api (a NULL probe), outside -> api (SYN+FIN), outside -> client (NULL).
+      net.rawSend(a, 1, [ethernet(macB, macA, ipv4(a.ipv4, b.ipv4, tcp(52311, 23, 0)))]);
+      net.rawSend(a, 1, [ethernet(macB, macA, ipv4(OUTSIDE[0]!, b.ipv4, tcp(52312, 80, TCP.SYN | TCP.FIN)))]);
+      net.rawSend(b, 1, [ethernet(macA, macB, ipv4(OUTSIDE[1]!, a.ipv4, tcp(52313, 22, 0)))]);
+      await waitFor('three security events', () => agent.recentSecurityEvents().length >= 3, 5000);
+      await sleep(100);
+      const clientToApi = `${a.ipv4}>${b.ipv4}`;
+      const outsideToApi = `${OUTSIDE[0]}>${b.ipv4}`;
+      const outsideToClient = `${OUTSIDE[1]}>${a.ipv4}`;
+      assert.deepEqual((await events()).map(who), [clientToApi, outsideToApi, outsideToClient]);
+
+      // The agent's filter, then the API's and the CLI's: exactly the events with such an end.
+      assert.deepEqual(agent.recentSecurityEvents({ workload: 'Deployment/api' }).map((e) => `${e.attacker.ip}>${e.target.ip}`), [clientToApi, outsideToApi]);
+      for (const [args, want] of [
+        [['--workload', 'Deployment/api'], [clientToApi, outsideToApi]],
+        [['--workload', 'deployment/client'], [clientToApi, outsideToClient]],
+        [['--workload', 'StatefulSet/api'], []],
+        [['--namespace', 'shop'], [clientToApi, outsideToApi]],
+        [['--namespace', 'default'], [clientToApi, outsideToClient]],
+        [['--namespace', 'kube-system'], []],
+        [['--pod', API], [clientToApi, outsideToApi]],
+        [['--service', 'shop/api'], [clientToApi, outsideToApi]],
+        [['--service', 'client'], []],
+        [['--label', 'app=client'], [clientToApi, outsideToClient]],
+        [['--workload', 'client', '--namespace', 'shop'], [clientToApi]],
+        [['--workload', 'api', '--source', '198.51.100.0/24'], [outsideToApi]],
+        [['--namespace', 'default', '--type', 'tcp-syn-fin'], []],
+      ] as const) {
+        assert.deepEqual((await events(...args)).map(who), want, args.join(' '));
+      }
+      const q = async (query: string): Promise<string[]> =>
+        (((await get(`/api/v1/security-events?${query}`)).body['events']) as { attacker: { ip: string }; target: { ip: string } }[]).map((e) => `${e.attacker.ip}>${e.target.ip}`);
+      assert.deepEqual(await q('workload=Deployment/api&namespace=default'), [clientToApi]);
+      assert.deepEqual(await q('service=api&label=app=api'), [clientToApi, outsideToApi]);
+
+      // The json line: the IPs, with the names beside them (null for an address that is no pod).
+      const [line] = await events('--workload', 'client', '--type', 'tcp-null-scan', '--namespace', 'shop');
+      assert.deepEqual(
+        [line!['attacker'], line!['attackerNamespace'], line!['attackerPod'], line!['attackerWorkload'], line!['attackerService']],
+        [{ ip: a.ipv4, port: 52311 }, 'default', 'client-5c6d-aaaaa', 'Deployment/client', null],
+      );
+      assert.deepEqual(
+        [line!['target'], line!['targetNamespace'], line!['targetPod'], line!['targetWorkload'], line!['targetService']],
+        [{ ip: b.ipv4, port: 23 }, 'shop', 'api-7d9f-bbbbb', 'Deployment/api', 'api'],
+      );
+      const [fromOutside] = await events('--source', OUTSIDE[0]!);
+      assert.deepEqual([fromOutside!['attackerNamespace'], fromOutside!['attackerWorkload'], fromOutside!['targetWorkload']], [null, null, 'Deployment/api']);
+      // The table names the pods (and the service), the address where there is no pod.
+      const { stdout: table } = await promisify(execFile)(process.execPath, [CLI, 'events', '--namespace', 'shop', '--server', api.url]);
+      const rows = table.trim().split('\n');
+      assert.equal(rows.length, 3, table);
+      assert.match(rows[1]!, new RegExp(` ${CLIENT}:52311 +${API}:23 \\(svc api\\) +${a.hostIf} `));
+      assert.match(rows[2]!, new RegExp(` ${OUTSIDE[0]!.replace(/\./g, '\\.')}:52312 +${API}:80 \\(svc api\\) `));
+
+      // The follower got the client's two events as they came, not the other one.
+      await waitFor('the followed events', () => followed.split('\n').filter(Boolean).length >= 2, 3000);
+      await sleep(300);
+      assert.deepEqual(followed.split('\n').filter(Boolean).map((l) => who(JSON.parse(l) as Record<string, unknown>)), [clientToApi, outsideToClient]);
+
+      // Bad values name the flag's parameter.
+      const bad = await promisify(execFile)(process.execPath, [CLI, 'events', '--workload', 'a/b/c', '--server', api.url]).catch((e: { code: number; stderr: string }) => e);
+      assert.equal((bad as { code: number }).code, 2);
+      assert.match((bad as { stderr: string }).stderr, /the agent refused: workload: not a workload name or kind\/name/);
+    } finally {
+      follower.kill('SIGTERM');
     }
   });
 

@@ -7,7 +7,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -19,25 +18,26 @@ import { startApiServer } from '../src/api/server.js';
 import { TestNet, sh } from './helpers/testnet.js';
 import { sleep, waitFor } from './helpers/attached.js';
 import { ethernet, ipv4, mac, udp } from '../tools/frames.js';
+import { freePort } from './helpers/free-port.js';
 
 const RAWSEND = fileURLToPath(new URL('../../tools/rawsend.mjs', import.meta.url));
+const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
-/** Debian's Prometheus on loopback, scraping `target` every second; stopped and its data removed by stop(). */
+/**
+ * Debian's Prometheus on loopback, scraping `target` every second (job knp),
+ * and again with ?namespace=shop (job knp-shop, as a user scopes a scrape);
+ * stopped and its data removed by stop().
+ */
 async function startPrometheus(target: string, dir: string): Promise<{ query: (q: string) => Promise<{ metric: Record<string, string>; value: [number, string] }[]>; stop: () => Promise<void> }> {
   const port = await freePort();
   const config = join(dir, 'prometheus.yml');
-  writeFileSync(config, ['global:', '  scrape_interval: 1s', 'scrape_configs:', '  - job_name: knp', '    static_configs:', `      - targets: ['${target}']`, ''].join('\n'));
+  writeFileSync(config, [
+    'global:', '  scrape_interval: 1s', 'scrape_configs:',
+    '  - job_name: knp', '    static_configs:', `      - targets: ['${target}']`,
+    '  - job_name: knp-shop', '    params:', "      namespace: ['shop']", '    static_configs:', `      - targets: ['${target}']`,
+    '',
+  ].join('\n'));
   const child: ChildProcess = spawn('prometheus', [`--config.file=${config}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`], { stdio: 'ignore' });
   const base = `http://127.0.0.1:${port}`;
   const query = async (q: string) => {
@@ -69,9 +69,9 @@ test('Prometheus sees exactly the traffic sent, scans by type, and a deleted pod
   const inventory = join(dir, 'inventory.json');
   const pods = (withC: boolean) => ({
     pods: [
-      { name: 'client', namespace: 'default', labels: {}, ip: a.ipv4 },
-      { name: 'server', namespace: 'shop', labels: {}, ip: b.ipv4 },
-      ...(withC ? [{ name: 'doomed', namespace: 'batch', labels: {}, ip: c.ipv4 }] : []),
+      { name: 'client', namespace: 'default', labels: { app: 'loadgen' }, ip: a.ipv4, workload: { kind: 'Deployment', name: 'loadgen' } },
+      { name: 'server', namespace: 'shop', labels: { app: 'db' }, ip: b.ipv4, workload: { kind: 'StatefulSet', name: 'db' }, service: 'db' },
+      ...(withC ? [{ name: 'doomed', namespace: 'batch', labels: {}, ip: c.ipv4, workload: { kind: 'Job', name: 'cleanup' } }] : []),
     ],
   });
   writeFileSync(inventory, JSON.stringify(pods(true)));
@@ -106,6 +106,39 @@ test('Prometheus sees exactly the traffic sent, scans by type, and a deleted pod
     // Pod series, identity from the inventory: the client sent them, the server received them.
     const podBytes = async (ns: string, pod: string, dir: string) => value(`kubenetprobe_pod_bytes_total{job="knp",namespace="${ns}",pod="${pod}",direction="${dir}"}`);
     assert.ok((await podBytes('default', 'client', 'sent')) >= 1000 * 128, 'IP bytes the client sent');
+    // Workload series: the client's Deployment sent exactly the 1000 datagrams (128 IP bytes each), the server's StatefulSet received them.
+    const workload = (job: string, kind: string, name: string, dir: string) =>
+      value(`kubenetprobe_workload_packets_total{job="${job}",workload_kind="${kind}",workload="${name}",direction="${dir}"}`);
+    let w = { sent: 0, received: 0, shopReceived: 0 };
+    await waitFor('the workload series in Prometheus', () => {
+      void Promise.all([workload('knp', 'Deployment', 'loadgen', 'sent'), workload('knp', 'StatefulSet', 'db', 'received'), workload('knp-shop', 'StatefulSet', 'db', 'received')])
+        .then(([sent, received, shopReceived]) => (w = { sent, received, shopReceived }))
+        .catch(() => {});
+      return w.sent >= 1000 && w.received >= 1000 && w.shopReceived >= 1000;
+    }, 15000);
+    assert.deepEqual(w, { sent: 1000, received: 1000, shopReceived: 1000 });
+    assert.equal(await value('kubenetprobe_workload_bytes_total{job="knp",workload_kind="Deployment",workload="loadgen",direction="sent"}'), 128000);
+    // The scrape scoped to namespace shop has shop's pod and workload, nothing of the others, no "other", nothing node-wide.
+    const shopSeries = (await q('{job="knp-shop"}')).map((r) => r.metric);
+    const named = shopSeries.filter((m) => m['__name__']!.startsWith('kubenetprobe_'));
+    assert.ok(named.length >= 4, `shop's pod and workload series: ${JSON.stringify(named)}`);
+    assert.ok(named.every((m) => m['namespace'] === 'shop' && (m['pod'] === 'server' || m['workload'] === 'db')), JSON.stringify(named));
+    assert.deepEqual([...new Set(named.map((m) => m['__name__']))].sort(), [
+      'kubenetprobe_pod_bytes_total', 'kubenetprobe_pod_packets_total', 'kubenetprobe_workload_bytes_total', 'kubenetprobe_workload_packets_total',
+    ]);
+    // The same filters straight from /metrics and from the CLI; a bad one is refused with its name.
+    const byWorkload = await (await fetch(`${api.url}/metrics?workload=Deployment/loadgen`)).text();
+    assert.match(byWorkload, /kubenetprobe_pod_packets_total\{namespace="default",pod="client",direction="sent"\} 1000\b/);
+    assert.doesNotMatch(byWorkload, /^[^#].*(pod="server"|pod="other"|workload="db")|^kubenetprobe_packets_total/m);
+    // (Not execFileSync: the agent answering it runs in this process.)
+    const byLabel = await new Promise<string>((resolve, reject) =>
+      execFile('node', [CLI, 'metrics', '--label', 'app=db', '--server', api.url], { timeout: 20000 }, (e, out) => (e ? reject(e) : resolve(out))),
+    );
+    assert.match(byLabel, /kubenetprobe_workload_packets_total\{namespace="shop",workload_kind="StatefulSet",workload="db",direction="received"\} 1000\b/);
+    assert.doesNotMatch(byLabel, /^[^#].*(pod="client"|workload="loadgen")/m);
+    const bad = await fetch(`${api.url}/metrics?port=80`);
+    assert.equal(bad.status, 400);
+    assert.match(await bad.text(), /port.*unknown filter \(namespace, pod, workload, service, label\)/);
 
     // A scan shows up by type.
     const scan = await new Promise<number>((resolve) => execFile('ip', ['netns', 'exec', a.netns, 'nmap', '-n', '-Pn', '-sS', '-p', '1-100', '--max-retries', '0', '-T5', b.ipv4], { timeout: 30000 }, (e) => resolve(e ? 1 : 0)));
@@ -123,6 +156,7 @@ test('Prometheus sees exactly the traffic sent, scans by type, and a deleted pod
     let text = await scrape();
     assert.match(text, /kubenetprobe_pod_packets_total\{namespace="batch",pod="doomed",direction="sent"\} 3\b/);
     assert.ok(text.includes(`interface="${c.hostIf}"`));
+    assert.match(text, /kubenetprobe_workload_packets_total\{namespace="batch",workload_kind="Job",workload="cleanup",direction="sent"\} 3\b/);
     writeFileSync(inventory, JSON.stringify(pods(false)));
     net.unplug(c);
     sh('ip', ['netns', 'del', c.netns]);
@@ -131,7 +165,7 @@ test('Prometheus sees exactly the traffic sent, scans by type, and a deleted pod
       void scrape()
         .then((t) => {
           text = t;
-          gone = !t.includes('pod="doomed"') && !t.includes(`interface="${c.hostIf}"`);
+          gone = !t.includes('pod="doomed"') && !t.includes('workload="cleanup"') && !t.includes(`interface="${c.hostIf}"`);
         })
         .catch(() => {});
       return gone;
@@ -140,7 +174,7 @@ test('Prometheus sees exactly the traffic sent, scans by type, and a deleted pod
     // Every metric the docs list is there.
     for (const name of ['packets_total', 'bytes_total', 'packets_unparsed_total', 'drops_total', 'flows_active', 'flow_table_entries', 'flow_table_capacity',
       'flow_table_insert_failures_total', 'events_lost_total', 'security_events_total', 'security_events_suppressed_total', 'blocks_active', 'coverage_ratio',
-      'pipeline_cycle_duration_seconds_bucket', 'pod_bytes_total', 'pod_packets_total', 'process_cpu_seconds_total', 'process_resident_memory_bytes']) {
+      'pipeline_cycle_duration_seconds_bucket', 'pod_bytes_total', 'pod_packets_total', 'workload_bytes_total', 'workload_packets_total', 'process_cpu_seconds_total', 'process_resident_memory_bytes']) {
       assert.match(text, new RegExp(`^kubenetprobe_${name}`, 'm'), name);
     }
   } finally {

@@ -109,7 +109,15 @@ describe('HTTP API: security events, blocks, detectors', () => {
     frame = (from, to, l4, src = from.ipv4) => ethernet(macs.get(to.name)!, macs.get(from.name)!, ipv4(src, to.ipv4, l4));
     dir = mkdtempSync(join(tmpdir(), 'knp-security-api-'));
     const inventory = join(dir, 'inventory.json');
-    writeFileSync(inventory, JSON.stringify({ pods: [{ name: 'attacker', namespace: 'default', labels: {}, ip: a.ipv4 }] }));
+    writeFileSync(
+      inventory,
+      JSON.stringify({
+        pods: [
+          { name: 'attacker', namespace: 'default', labels: {}, ip: a.ipv4, workload: { kind: 'Pod', name: 'attacker' } },
+          { name: 'db-0', namespace: 'data', labels: { app: 'db' }, ip: c.ipv4, workload: { kind: 'StatefulSet', name: 'db' }, service: 'db' },
+        ],
+      }),
+    );
     agent = await Agent.start(
       loadConfig({
         flags: {
@@ -171,7 +179,7 @@ describe('HTTP API: security events, blocks, detectors', () => {
       { severity: nul.severity, attacker: nul.attacker, target: nul.target, interface: nul.interface, count: nul.count, threshold: nul.threshold, windowMs: nul.windowMs },
       { severity: 'medium', attacker: { ip: a.ipv4, port: 52000 }, target: { ip: b.ipv4, port: 23 }, interface: a.hostIf, count: 1, threshold: 1, windowMs: 0 },
     );
-    assert.deepEqual(nul.attackerIdentity, { namespace: 'default', pod: 'attacker', labels: {} }, 'pod identity from the inventory');
+    assert.deepEqual(nul.attackerIdentity, { namespace: 'default', pod: 'attacker', labels: {}, workload: { kind: 'Pod', name: 'attacker' } }, 'pod identity from the inventory');
     assert.equal(nul.targetIdentity, null);
     assert.equal(typeof nul.seq, 'string', 'sequence numbers as strings (64-bit)');
     assert.deepEqual(all[1]!.attacker, { ip: b.ipv4, port: 52001 });
@@ -188,6 +196,14 @@ describe('HTTP API: security events, blocks, detectors', () => {
     assert.deepEqual(await types(`source=${a.ipv4}/32&severity=low`), ['tcp-null-scan']);
     assert.deepEqual(await types(`source=${a.ipv4.replace(/\.\d+$/, '.0')}/24`), ['tcp-null-scan', 'tcp-syn-fin']);
     assert.deepEqual(await types('limit=1'), ['tcp-syn-fin'], 'the newest');
+    // By identity: a (default/attacker, Pod/attacker) is the attacker of one and the target of the other; b is no known pod, c not in either.
+    assert.deepEqual(await types('namespace=default'), ['tcp-null-scan', 'tcp-syn-fin']);
+    assert.deepEqual(await types('workload=Pod/attacker&type=tcp-syn-fin'), ['tcp-syn-fin']);
+    assert.deepEqual(await types('pod=default/attacker&source=' + b.ipv4), ['tcp-syn-fin'], 'a as the target');
+    assert.deepEqual(await types('namespace=data'), []);
+    assert.deepEqual(await types('workload=StatefulSet/db'), []);
+    assert.deepEqual(await types('service=db'), []);
+    assert.deepEqual(await types('label=app=db'), []);
     assert.equal((await get('/api/v1/security-events')).body['lost'], 0);
   });
 
@@ -318,7 +334,10 @@ describe('HTTP API: security events, blocks, detectors', () => {
     badParameter(await get('/api/v1/security-events?severity=urgent'), 'severity', /^severity: must be info, low, medium, high, critical/);
     badParameter(await get('/api/v1/security-events?source=1.2.3'), 'source', /^source: not an IP address or CIDR block/);
     badParameter(await get('/api/v1/security-events?limit=0'), 'limit', /^limit: /);
-    badParameter(await get('/api/v1/security-events?port=80'), 'port', /^port: unknown parameter \(type, severity, source, limit, since, until\)/);
+    badParameter(await get('/api/v1/security-events?port=80'), 'port', /^port: unknown parameter \(type, severity, source, namespace, pod, workload, service, label, limit, since, until\)/);
+    badParameter(await get('/api/v1/security-events?workload=a/b/c'), 'workload', /^workload: not a workload name or kind\/name/);
+    badParameter(await get('/api/v1/security-events?namespace=Default'), 'namespace', /^namespace: not a namespace name/);
+    badParameter(await get('/api/v1/security-events?label=app'), 'label', /^label: not key=value/);
     badParameter(await get('/api/v1/events?kinds=flow,packets'), 'kinds', /^kinds: "packets" is not a kind of event \(flow, security, block, lost\)/);
     badParameter(await get('/api/v1/events?severity=urgent'), 'severity', /^severity: /);
     badParameter(await get('/api/v1/events?colour=red'), 'colour', /^colour: unknown parameter/);
@@ -327,6 +346,9 @@ describe('HTTP API: security events, blocks, detectors', () => {
   test('GET /api/v1/events streams blocks, their expiry, and security events, filtered', async () => {
     const stream = await Stream.open(`${api.url}/api/v1/events?kinds=security,block&source=203.0.113.0/24`);
     const other = await Stream.open(`${api.url}/api/v1/events?kinds=block&ip=203.0.113.99`);
+    // By identity: the attacker or the target is such a pod.
+    const fromDefault = await Stream.open(`${api.url}/api/v1/events?kinds=security&workload=Pod/attacker&type=tcp-null-scan`);
+    const ofData = await Stream.open(`${api.url}/api/v1/events?kinds=security&namespace=data`);
     try {
       assert.equal((await call('POST', '/api/v1/blocks', { ip: '203.0.113.7', ttlMs: 1000 })).status, 201);
       net.rawSend(a, 1, [frame(a, b, tcp(52002, 23, 0))]);
@@ -338,10 +360,16 @@ describe('HTTP API: security events, blocks, detectors', () => {
       assert.ok(late >= -50 && late <= 1500, `the expiry is reported within a second and a half of it (${late} ms)`);
       assert.deepEqual(stream.of('security'), [], "a's NULL probe is not from 203.0.113.0/24");
       assert.deepEqual(other.of('block'), [], 'not the address asked for');
+      await waitFor("a's probe on the identity stream", () => fromDefault.of('security').length >= 1, 3000);
+      const probes = fromDefault.of('security') as unknown as EventWire[];
+      assert.deepEqual(probes.map((e) => [e.type, e.attacker.ip, e.target.port]), [['tcp-null-scan', a.ipv4, 23]]);
+      assert.deepEqual(ofData.of('security'), [], 'neither end is in data');
       assert.deepEqual(((await get('/api/v1/blocks')).body['blocks'] as unknown[]), []);
     } finally {
       await stream.close();
       await other.close();
+      await fromDefault.close();
+      await ofData.close();
     }
   });
 

@@ -7,11 +7,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { TestNet } from './helpers/testnet.js';
 import { sleep, waitFor } from './helpers/attached.js';
 import { ethernet, ipv4, mac, tcp, udp } from '../tools/frames.js';
+import { freePort } from './helpers/free-port.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
@@ -37,13 +37,6 @@ function follow(args: string[]): { child: ChildProcess; out: () => string; err: 
   return { child, out: () => out, err: () => err };
 }
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 const re = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
@@ -106,6 +99,10 @@ test('events, observe --follow and blocks against an agent in enforce mode', asy
       attackerPod: null,
       targetNamespace: null,
       targetPod: null,
+      attackerWorkload: null,
+      attackerService: null,
+      targetWorkload: null,
+      targetService: null,
       interface: a.hostIf,
       hook: 'tc-ingress',
       protocol: 'TCP',

@@ -133,6 +133,12 @@ export interface FlowView extends FlowStats {
   destination: PodIdentity | null;
 }
 
+/** A conversation as the API shows it: with the pod identity of each end, where known. */
+export interface ConversationView extends Conversation {
+  aIdentity: PodIdentity | null;
+  bIdentity: PodIdentity | null;
+}
+
 function firstLine(err: unknown): string {
   return (err instanceof Error ? err.message : String(err)).split('\n')[0]!;
 }
@@ -467,14 +473,19 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   /** Conversations among the live flows of the last cycle, filtered by their flows. */
-  conversations(filter: FlowFilter = {}): Conversation[] {
-    const match = compileFilter(filter, (ip) => this.identity(ip));
-    return toConversations((this.lastCycle?.flows ?? []).filter((f) => match(f.key, f.interface)));
+  conversations(filter: FlowFilter = {}): ConversationView[] {
+    const who = (ip: string): PodIdentity | undefined => this.identity(ip);
+    const match = compileFilter(filter, who);
+    return toConversations((this.lastCycle?.flows ?? []).filter((f) => match(f.key, f.interface))).map((c) => ({
+      ...c,
+      aIdentity: who(c.a.ip) ?? null,
+      bIdentity: who(c.b.ip) ?? null,
+    }));
   }
 
-  /** Recent security events, filtered, oldest first; the newest `limit`. */
+  /** Recent security events, filtered (the identity filters by the pods at either end, as identity() names them now), oldest first; the newest `limit`. */
   recentSecurityEvents(filter: SecurityFilter = {}, limit = Number.POSITIVE_INFINITY): SecurityEvent[] {
-    const match = compileSecurityFilter(filter);
+    const match = compileSecurityFilter(filter, (ip) => this.identity(ip));
     return this.securityEvents.toArray().filter(match).slice(-limit);
   }
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FilterError, addressMatcher, compileFilter, parseFilter, type FilterIdentity } from './flow-filter.js';
+import { FilterError, IDENTITY_FILTER_PARAMS, LIVE_IDENTITY_PARAMS, addressMatcher, compileFilter, compileIdentityFilter, parseFilter, type FilterIdentity } from './flow-filter.js';
 import type { FlowKey } from '../types.js';
 
 const key: FlowKey = { family: 'ipv4', srcIp: '198.18.1.5', dstIp: '198.18.2.9', srcPort: 40000, dstPort: 80, protocol: 'TCP', protocolNumber: 6, direction: 'ingress', ifindex: 4 };
@@ -111,4 +111,29 @@ test('workload, service and label match either end where identity knows them', (
   assert.ok(m({ workload: 'api', label: 'app=api', service: 'api-svc', port: '80' }), 'filters combine with AND');
   assert.ok(!m({ workload: 'api' }, v6), 'unknown addresses never match an identity filter');
   assert.ok(!compileFilter(parseFilter({ workload: 'x' }), () => ({ namespace: 'a', pod: 'x' }))(key, 'veth1'), 'an identity without a workload (an old inventory) never matches');
+});
+
+test('compileIdentityFilter: each identity filter matches some end; nothing to resolve without one', () => {
+  assert.equal(compileIdentityFilter(parseFilter({ port: '80', ip: '198.18.1.5' })), undefined, 'no identity part: callers resolve nothing');
+  let asked = 0;
+  const counting = (ip: string): FilterIdentity | undefined => {
+    asked++;
+    return ip === '198.18.1.5' ? { namespace: 'default', pod: 'client-1' } : undefined;
+  };
+  assert.ok(compileFilter(parseFilter({ port: '80' }), counting)(key, 'veth1'));
+  assert.equal(asked, 0, 'a filter without identity never asks');
+  assert.ok(compileFilter(parseFilter({ namespace: 'default', pod: 'client-1' }), counting)(key, 'veth1'));
+  assert.equal(asked, 2, 'each end resolved once, however many identity filters');
+  const m = compileIdentityFilter(parseFilter({ namespace: 'shop', workload: 'Deployment/api' }))!;
+  const api = { namespace: 'shop', pod: 'api-0', workload: { kind: 'Deployment', name: 'api' } };
+  assert.ok(m([undefined, api]));
+  assert.ok(m([{ namespace: 'shop', pod: 'x' }, { namespace: 'default', pod: 'y', workload: { kind: 'Deployment', name: 'api' } }]), 'each filter by either end');
+  assert.ok(!m([{ namespace: 'default', pod: 'x' }, { namespace: 'default', pod: 'y', workload: { kind: 'Deployment', name: 'api' } }]));
+  assert.ok(!m([undefined, undefined]));
+  assert.ok(!m([]));
+});
+
+test('only label is refused with since/until (the history keeps the rest)', () => {
+  assert.deepEqual([...LIVE_IDENTITY_PARAMS], ['label']);
+  assert.deepEqual([...IDENTITY_FILTER_PARAMS], ['namespace', 'pod', 'workload', 'service', 'label']);
 });

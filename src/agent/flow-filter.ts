@@ -7,13 +7,8 @@ import { BlockList, isIP } from 'node:net';
 import { InvalidArgumentError } from '../errors.js';
 import type { FlowKey } from '../types.js';
 
-export interface FlowFilter {
-  ip?: string;
-  cidr?: string;
-  port?: number;
-  protocol?: string;
-  direction?: 'ingress' | 'egress';
-  interface?: string;
+/** The identity filters, shared by flows and security events: each matches when either end (either address) is such a pod. */
+export interface IdentityFilter {
   /** Either end is a pod in this namespace (where identity is known). */
   namespace?: string;
   /** Either end is this pod: "name" or "namespace/name". */
@@ -24,6 +19,15 @@ export interface FlowFilter {
   service?: string;
   /** Either end is a pod with this label: "key=value" (the labels the identity keeps). */
   label?: string;
+}
+
+export interface FlowFilter extends IdentityFilter {
+  ip?: string;
+  cidr?: string;
+  port?: number;
+  protocol?: string;
+  direction?: 'ingress' | 'egress';
+  interface?: string;
 }
 
 /** What the identity filters look at (PodIdentity in inventory.ts has this shape). */
@@ -51,11 +55,21 @@ export class FilterError extends InvalidArgumentError {
   }
 }
 
-/** The flow filters' parameter names. */
-export const FLOW_FILTER_PARAMS = ['ip', 'cidr', 'port', 'protocol', 'direction', 'interface', 'namespace', 'pod', 'workload', 'service', 'label'] as const;
+/** The identity filters' parameter names (flows and security events). */
+export const IDENTITY_FILTER_PARAMS = ['namespace', 'pod', 'workload', 'service', 'label'] as const;
 
-/** The filters that need identity beyond namespace and pod (not kept in the flow history). */
-export const LIVE_IDENTITY_PARAMS = ['workload', 'service', 'label'] as const;
+/** The flow filters' parameter names. */
+export const FLOW_FILTER_PARAMS = ['ip', 'cidr', 'port', 'protocol', 'direction', 'interface', ...IDENTITY_FILTER_PARAMS] as const;
+
+/**
+ * The identity filters the history cannot answer: it keeps each end's
+ * namespace, pod, workload and service as they were when a row was written,
+ * but not its labels.
+ */
+export const LIVE_IDENTITY_PARAMS = ['label'] as const;
+
+/** Why a LIVE_IDENTITY_PARAMS filter is refused with since/until (history.md, api.md). */
+export const LIVE_ONLY_MESSAGE = "the history keeps each end's namespace, pod, workload and service, not its labels: filter by label on live flows and events (without since/until)";
 
 const PROTOCOLS = new Set(['tcp', 'udp', 'icmp', 'icmpv6']);
 /** Kubernetes object names: DNS labels and subdomains. */
@@ -78,6 +92,46 @@ export function parseLabel(raw: string): { key: string; value: string } | undefi
   if (prefix !== undefined && (prefix.length > 253 || !K8S_NAME.test(prefix))) return undefined;
   if (!LABEL_NAME.test(name) || !LABEL_VALUE.test(value)) return undefined;
   return { key, value };
+}
+
+/**
+ * One identity filter parameter, checked and set on `f`; false if `name` is
+ * not an identity filter. parseFilter and parseSecurityFilter both use it, so
+ * a bad value gets the same message from either.
+ */
+export function setIdentityParam(f: IdentityFilter, name: string, raw: string): boolean {
+  switch (name) {
+    case 'namespace':
+      if (!K8S_NAME.test(raw)) throw new FilterError('namespace', `not a namespace name: ${JSON.stringify(raw)}`);
+      f.namespace = raw;
+      break;
+    case 'pod': {
+      const parts = raw.split('/');
+      if (parts.length > 2 || !parts.every((p) => K8S_NAME.test(p))) throw new FilterError('pod', `not a pod name or namespace/name: ${JSON.stringify(raw)}`);
+      f.pod = raw;
+      break;
+    }
+    case 'workload': {
+      const parts = raw.split('/');
+      const ok = parts.length === 1 ? K8S_NAME.test(raw) : parts.length === 2 && KIND.test(parts[0]!) && K8S_NAME.test(parts[1]!);
+      if (!ok) throw new FilterError('workload', `not a workload name or kind/name (e.g. Deployment/web): ${JSON.stringify(raw)}`);
+      f.workload = raw;
+      break;
+    }
+    case 'service': {
+      const parts = raw.split('/');
+      if (parts.length > 2 || !parts.every((p) => K8S_NAME.test(p))) throw new FilterError('service', `not a service name or namespace/name: ${JSON.stringify(raw)}`);
+      f.service = raw;
+      break;
+    }
+    case 'label':
+      if (!parseLabel(raw)) throw new FilterError('label', `not key=value with a Kubernetes label key and value (e.g. app=web): ${JSON.stringify(raw)}`);
+      f.label = raw;
+      break;
+    default:
+      return false;
+  }
+  return true;
 }
 
 /** From query parameters or flags (strings); unknown names are refused. */
@@ -115,38 +169,46 @@ export function parseFilter(params: Record<string, string | undefined>): FlowFil
         if (!/^[\x21-\x7e]{1,15}$/.test(raw)) throw new FilterError('interface', `not an interface name: ${JSON.stringify(raw)}`);
         f.interface = raw;
         break;
-      case 'namespace':
-        if (!K8S_NAME.test(raw)) throw new FilterError('namespace', `not a namespace name: ${JSON.stringify(raw)}`);
-        f.namespace = raw;
-        break;
-      case 'pod': {
-        const parts = raw.split('/');
-        if (parts.length > 2 || !parts.every((p) => K8S_NAME.test(p))) throw new FilterError('pod', `not a pod name or namespace/name: ${JSON.stringify(raw)}`);
-        f.pod = raw;
-        break;
-      }
-      case 'workload': {
-        const parts = raw.split('/');
-        const ok = parts.length === 1 ? K8S_NAME.test(raw) : parts.length === 2 && KIND.test(parts[0]!) && K8S_NAME.test(parts[1]!);
-        if (!ok) throw new FilterError('workload', `not a workload name or kind/name (e.g. Deployment/web): ${JSON.stringify(raw)}`);
-        f.workload = raw;
-        break;
-      }
-      case 'service': {
-        const parts = raw.split('/');
-        if (parts.length > 2 || !parts.every((p) => K8S_NAME.test(p))) throw new FilterError('service', `not a service name or namespace/name: ${JSON.stringify(raw)}`);
-        f.service = raw;
-        break;
-      }
-      case 'label':
-        if (!parseLabel(raw)) throw new FilterError('label', `not key=value with a Kubernetes label key and value (e.g. app=web): ${JSON.stringify(raw)}`);
-        f.label = raw;
-        break;
       default:
-        throw new FilterError(name, `unknown filter (${FLOW_FILTER_PARAMS.join(', ')})`);
+        if (!setIdentityParam(f, name, raw)) throw new FilterError(name, `unknown filter (${FLOW_FILTER_PARAMS.join(', ')})`);
     }
   }
   return f;
+}
+
+/**
+ * The identity filters as one test over the identities of a record's ends
+ * (a flow's source and destination, an event's attacker and target; undefined
+ * where unknown): each filter given must match at least one end. Undefined
+ * when the filter has no identity part, so callers need not resolve anything.
+ */
+export function compileIdentityFilter(f: IdentityFilter): ((ends: readonly (FilterIdentity | undefined)[]) => boolean) | undefined {
+  const tests: ((id: FilterIdentity) => boolean)[] = [];
+  if (f.namespace !== undefined) {
+    const ns = f.namespace;
+    tests.push((id) => id.namespace === ns);
+  }
+  if (f.pod !== undefined) {
+    const pod = f.pod;
+    tests.push(pod.includes('/') ? (id) => `${id.namespace}/${id.pod}` === pod : (id) => id.pod === pod);
+  }
+  if (f.workload !== undefined) {
+    const slash = f.workload.indexOf('/');
+    const kind = slash < 0 ? undefined : f.workload.slice(0, slash).toLowerCase();
+    const name = f.workload.slice(slash + 1);
+    tests.push((id) => id.workload !== undefined && id.workload.name === name && (kind === undefined || id.workload.kind.toLowerCase() === kind));
+  }
+  if (f.service !== undefined) {
+    const svc = f.service;
+    tests.push((id) => id.service !== undefined && (svc.includes('/') ? `${id.namespace}/${id.service}` === svc : id.service === svc));
+  }
+  if (f.label !== undefined) {
+    const label = parseLabel(f.label);
+    tests.push((id) => label !== undefined && id.labels !== undefined && Object.hasOwn(id.labels, label.key) && id.labels[label.key] === label.value);
+  }
+  if (tests.length === 0) return undefined;
+  // An unknown end never matches an identity filter.
+  return (ends) => tests.every((t) => ends.some((id) => id !== undefined && t(id)));
 }
 
 export function compileFilter(f: FlowFilter, identity: IdentityResolver = () => undefined): CompiledFilter {
@@ -157,22 +219,7 @@ export function compileFilter(f: FlowFilter, identity: IdentityResolver = () => 
     block.addSubnet(addr, Number(prefix), isIP(addr) === 4 ? 'ipv4' : 'ipv6');
   }
   const inBlock = (ip: string): boolean => block!.check(ip, isIP(ip) === 4 ? 'ipv4' : 'ipv6');
-  const isIn = (ip: string, test: (id: FilterIdentity) => boolean): boolean => {
-    const id = identity(ip);
-    return id !== undefined && test(id);
-  };
-  const either = (k: FlowKey, test: (id: FilterIdentity) => boolean): boolean => isIn(k.srcIp, test) || isIn(k.dstIp, test);
-  const podMatch = (id: FilterIdentity): boolean => (f.pod!.includes('/') ? `${id.namespace}/${id.pod}` === f.pod : id.pod === f.pod);
-  const workloadMatch = (id: FilterIdentity): boolean => {
-    if (!id.workload) return false;
-    const slash = f.workload!.indexOf('/');
-    if (slash < 0) return id.workload.name === f.workload;
-    return id.workload.kind.toLowerCase() === f.workload!.slice(0, slash).toLowerCase() && id.workload.name === f.workload!.slice(slash + 1);
-  };
-  const serviceMatch = (id: FilterIdentity): boolean =>
-    id.service !== undefined && (f.service!.includes('/') ? `${id.namespace}/${id.service}` === f.service : id.service === f.service);
-  const label = f.label !== undefined ? parseLabel(f.label) : undefined;
-  const labelMatch = (id: FilterIdentity): boolean => label !== undefined && id.labels !== undefined && Object.hasOwn(id.labels, label.key) && id.labels[label.key] === label.value;
+  const ident = compileIdentityFilter(f);
   return (k, iface) =>
     (f.ip === undefined || k.srcIp === f.ip || k.dstIp === f.ip) &&
     (block === undefined || inBlock(k.srcIp) || inBlock(k.dstIp)) &&
@@ -180,11 +227,7 @@ export function compileFilter(f: FlowFilter, identity: IdentityResolver = () => 
     (f.protocol === undefined || k.protocol.toLowerCase() === f.protocol) &&
     (f.direction === undefined || k.direction === f.direction) &&
     (f.interface === undefined || iface === f.interface) &&
-    (f.namespace === undefined || either(k, (id) => id.namespace === f.namespace)) &&
-    (f.pod === undefined || either(k, podMatch)) &&
-    (f.workload === undefined || either(k, workloadMatch)) &&
-    (f.service === undefined || either(k, serviceMatch)) &&
-    (f.label === undefined || either(k, labelMatch));
+    (ident === undefined || ident([identity(k.srcIp), identity(k.dstIp)]));
 }
 
 /** The filter's address parts (ip, cidr) alone, for things that have one address (a block). */

@@ -1,19 +1,22 @@
 /**
  * Filters for security events, shared by the API and the CLI: type (one or
  * more, comma-separated), severity (at least this one), source (the
- * attacker: an address or a CIDR block). Parsing names the bad parameter,
- * as the flow filters do.
+ * attacker: an address or a CIDR block), and the identity filters of the
+ * flows (namespace, pod, workload, service, label: the attacker or the
+ * target is such a pod; parsed and matched by the code in flow-filter.ts).
+ * Parsing names the bad parameter, as the flow filters do.
  */
 import { BlockList, isIP } from 'node:net';
 import { SECURITY_TYPES, SEVERITIES, type Severity } from '../abi/layouts.js';
-import { FilterError } from './flow-filter.js';
+import { FilterError, IDENTITY_FILTER_PARAMS, compileIdentityFilter, setIdentityParam, type IdentityFilter, type IdentityResolver } from './flow-filter.js';
 
 /** Every security event type, including 'blocked' (enforce mode blocked a source). */
 export const SECURITY_EVENT_TYPES: readonly string[] = Object.values(SECURITY_TYPES);
 
-export const SECURITY_FILTER_PARAMS = ['type', 'severity', 'source'] as const;
+export const SECURITY_FILTER_PARAMS = ['type', 'severity', 'source', ...IDENTITY_FILTER_PARAMS] as const;
 
-export interface SecurityFilter {
+/** The identity filters (IdentityFilter) match when the attacker or the target is such a pod. */
+export interface SecurityFilter extends IdentityFilter {
   /** Any of these types. */
   types?: string[];
   /** At least this severity (info < low < medium < high < critical). */
@@ -27,6 +30,7 @@ export interface SecurityFields {
   type: string;
   severity: string;
   attacker: { ip: string };
+  target: { ip: string };
 }
 
 /** An address, or a CIDR block; undefined if neither. */
@@ -67,7 +71,7 @@ export function parseSecurityFilter(params: Record<string, string | undefined>):
         f.source = raw;
         break;
       default:
-        throw new FilterError(name, `unknown filter (${SECURITY_FILTER_PARAMS.join(', ')})`);
+        if (!setIdentityParam(f, name, raw)) throw new FilterError(name, `unknown filter (${SECURITY_FILTER_PARAMS.join(', ')})`);
     }
   }
   return f;
@@ -85,12 +89,15 @@ export function sourceMatcher(source: string | undefined): (ip: string) => boole
   };
 }
 
-export function compileSecurityFilter(f: SecurityFilter): (e: SecurityFields) => boolean {
+/** `identity` names the pod behind an address (Agent.identity); an address it does not know never matches an identity filter. */
+export function compileSecurityFilter(f: SecurityFilter, identity: IdentityResolver = () => undefined): (e: SecurityFields) => boolean {
   const types = f.types ? new Set(f.types) : undefined;
   const least = f.severity === undefined ? 0 : SEVERITIES.indexOf(f.severity);
   const source = sourceMatcher(f.source);
+  const ident = compileIdentityFilter(f);
   return (e) =>
     (types === undefined || types.has(e.type)) &&
     (least === 0 || SEVERITIES.indexOf(e.severity as Severity) >= least) &&
-    source(e.attacker.ip);
+    source(e.attacker.ip) &&
+    (ident === undefined || ident([identity(e.attacker.ip), identity(e.target.ip)]));
 }

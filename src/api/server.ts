@@ -16,7 +16,7 @@ import { streamSSE } from 'hono/streaming';
 import { bodyLimit } from 'hono/body-limit';
 import { createAdaptorServer } from '@hono/node-server';
 import type { Agent, LostReport } from '../agent/agent.js';
-import { FLOW_FILTER_PARAMS, FilterError, addressMatcher, compileFilter, parseFilter } from '../agent/flow-filter.js';
+import { FLOW_FILTER_PARAMS, FilterError, IDENTITY_FILTER_PARAMS, addressMatcher, compileFilter, parseFilter, setIdentityParam, type IdentityFilter } from '../agent/flow-filter.js';
 import { SECURITY_FILTER_PARAMS, compileSecurityFilter, parseSecurityFilter, sourceMatcher } from '../agent/security-filter.js';
 import { KubeNetProbeError } from '../errors.js';
 import type { FlowRecord } from '../agent/flow-accounter.js';
@@ -25,7 +25,7 @@ import { TIME_ARG_FORMS, parseTimeArg, type TimeRange } from '../history/time-ra
 import { registerServiceMap } from './service-map.js';
 import { registerWebPage } from './web.js';
 // Types only: the store itself (and DuckDB) is the agent's, loaded when history is on.
-import type { HistoryEvent, HistoryFlow, HistoryStore, TalkerGroup, TopTalker } from '../history/history-store.js';
+import type { HistoryEvent, HistoryFlow, HistoryStore, TalkerGroup, TopTalker, Workload } from '../history/history-store.js';
 
 /** JSON with bigints (sequence numbers, kernel timestamps) as strings. */
 function toJson(v: unknown): string {
@@ -46,6 +46,17 @@ function filterOf(c: Context, extra: readonly string[] = []): ReturnType<typeof 
     params[k] = v;
   }
   return parseFilter(params);
+}
+
+/** Identity filters alone (namespace, pod, workload, service, label), as /metrics takes them; undefined without any. */
+function identityFilterOf(c: Context): IdentityFilter | undefined {
+  const f: IdentityFilter = {};
+  let any = false;
+  for (const [k, v] of Object.entries(c.req.query())) {
+    if (!setIdentityParam(f, k, v)) throw new FilterError(k, `unknown filter (${IDENTITY_FILTER_PARAMS.join(', ')})`);
+    any = true;
+  }
+  return any ? f : undefined;
 }
 
 function limitOf(c: Context): number {
@@ -106,8 +117,11 @@ async function historyOf(agent: Agent): Promise<HistoryStore> {
 
 const rangeView = (r: TimeRange): { since: Date | null; until: Date | null } => ({ since: r.since ?? null, until: r.until ?? null });
 
-const identityOf = (namespace: string | null, pod: string | null): { namespace: string; pod: string } | null =>
-  namespace !== null && pod !== null ? { namespace, pod } : null;
+/** An end's identity as history wrote it, in the live shape (no labels: they are not kept); null where the pod was unknown. */
+function identityOf(namespace: string | null, pod: string | null, workload: Workload | null, service: string | null): { namespace: string; pod: string; workload?: Workload; service?: string } | null {
+  if (namespace === null || pod === null) return null;
+  return { namespace, pod, ...(workload ? { workload } : {}), ...(service !== null ? { service } : {}) };
+}
 
 /**
  * A flow record from history, in the shape of the live flows (key, interface,
@@ -133,8 +147,8 @@ function historyFlowView(f: HistoryFlow): Record<string, unknown> {
     packetsPerSec: f.packetsPerSec,
     bytesPerSec: f.bytesPerSec,
     tcpFlags: f.tcpFlags,
-    source: identityOf(f.srcNamespace, f.srcPod),
-    destination: identityOf(f.dstNamespace, f.dstPod),
+    source: identityOf(f.srcNamespace, f.srcPod, f.srcWorkload, f.srcService),
+    destination: identityOf(f.dstNamespace, f.dstPod, f.dstWorkload, f.dstService),
   };
 }
 
@@ -148,8 +162,8 @@ function historyEventView(e: HistoryEvent): Record<string, unknown> {
     key: { protocol: e.protocol, direction: e.hook === 'tc-egress' ? 'egress' : 'ingress' },
     attacker: e.attacker,
     target: e.target,
-    attackerIdentity: identityOf(e.attackerNamespace, e.attackerPod),
-    targetIdentity: identityOf(e.targetNamespace, e.targetPod),
+    attackerIdentity: identityOf(e.attackerNamespace, e.attackerPod, e.attackerWorkload, e.attackerService),
+    targetIdentity: identityOf(e.targetNamespace, e.targetPod, e.targetWorkload, e.targetService),
     interface: e.interface,
     hook: e.hook,
     count: e.count,
@@ -244,7 +258,7 @@ export function createApp(agent: Agent, metrics?: AgentMetrics): Hono {
 
   if (metrics) {
     app.get('/metrics', async (c) => {
-      const { contentType, body } = await metrics.scrape();
+      const { contentType, body } = await metrics.scrape(identityFilterOf(c));
       return c.body(body, 200, { 'content-type': contentType });
     });
   }
@@ -306,11 +320,14 @@ export function createApp(agent: Agent, metrics?: AgentMetrics): Hono {
     if (range) {
       const limit = historyLimit(q, 1000, 1_000_000);
       const store = await historyOf(agent);
+      // The identity filters (namespace, pod, workload, service) as the history wrote each end; label is refused there (not kept).
+      const { types, severity, source, ...identity } = filter;
       const events = await store.queryEvents({
         ...range,
-        ...(filter.types ? { type: filter.types } : {}),
-        ...(filter.severity ? { severity: filter.severity } : {}),
-        ...(filter.source ? { source: filter.source } : {}),
+        ...(types ? { type: types } : {}),
+        ...(severity ? { severity } : {}),
+        ...(source ? { source } : {}),
+        ...identity,
         limit,
       });
       return json(c, { events: events.map(historyEventView), lost: agent.securityEventsLost(), history: rangeView(range) });
@@ -350,7 +367,7 @@ export function createApp(agent: Agent, metrics?: AgentMetrics): Hono {
     const flowFilter = parseFilter(pick(q, FLOW_FILTER_PARAMS));
     const securityFilter = parseSecurityFilter(pick(q, SECURITY_FILTER_PARAMS));
     const match = compileFilter(flowFilter, (ip) => agent.identity(ip));
-    const matchSecurity = compileSecurityFilter(securityFilter);
+    const matchSecurity = compileSecurityFilter(securityFilter, (ip) => agent.identity(ip));
     const matchAddress = addressMatcher(flowFilter);
     const matchSource = sourceMatcher(securityFilter.source);
     return streamSSE(c, async (stream) => {

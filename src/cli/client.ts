@@ -30,6 +30,13 @@ export async function apiGet<T>(server: string, path: string, query: Record<stri
   return readBody<T>(await request(server, path, query, signal));
 }
 
+/** A text answer (the Prometheus exposition); the agent's own message for a bad one. */
+export async function apiText(server: string, path: string, query: Record<string, string | undefined> = {}): Promise<string> {
+  const r = await request(server, path, query);
+  if (!r.ok) await readBody(r);
+  return r.text();
+}
+
 /** A request that changes something (POST, PATCH, DELETE), with a JSON body if given. */
 export async function apiSend<T>(server: string, method: 'POST' | 'PATCH' | 'DELETE', path: string, body?: unknown): Promise<T> {
   const u = new URL(path, checkServer(server));

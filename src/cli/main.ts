@@ -6,7 +6,7 @@
  */
 import { Command, Option } from 'commander';
 import { KubeNetProbeError } from '../errors.js';
-import { DEFAULT_SERVER, apiGet, apiSend, followEvents, openStream } from './client.js';
+import { DEFAULT_SERVER, apiGet, apiSend, apiText, followEvents, openStream } from './client.js';
 import {
   blockChangeCompact,
   blockChangeLine,
@@ -270,27 +270,44 @@ program
     say.write(`kubenetprobe agent: API at ${api.url}, web page at ${api.url}/, Prometheus metrics at ${api.url}/metrics\n`);
   });
 
-const filterOptions = (cmd: Command): Command =>
+/** The identity filters (observe, top, events): `ends` says which ends they look at. */
+const identityOptions = (cmd: Command, ends: string): Command =>
   cmd
-    .option('--ip <addr>', 'either end is this address')
-    .option('--cidr <block>', 'either end is in this block, e.g. 10.0.0.0/8')
-    .option('--port <n>', 'either end uses this port')
-    .option('--protocol <name>', 'tcp, udp, icmp or icmpv6')
-    .option('--direction <dir>', 'ingress or egress')
-    .option('--interface <name>', 'seen on this interface')
-    .option('--namespace <ns>', 'either end is a pod in this namespace (where identity is known)')
-    .option('--pod <name>', 'either end is this pod: name or namespace/name')
-    .option('--workload <name>', 'either end is a pod of this workload: name or kind/name, e.g. Deployment/web (live flows only)')
-    .option('--service <name>', 'either end is a pod behind this service: name or namespace/name (live flows only)')
-    .option('--label <k=v>', 'either end is a pod with this label, e.g. app=web (live flows only)')
-    .option('--server <url>', 'the agent to ask', DEFAULT_SERVER);
+    .option('--namespace <ns>', `${ends} is a pod in this namespace (where identity is known)`)
+    .option('--pod <name>', `${ends} is this pod: name or namespace/name`)
+    .option('--workload <name>', `${ends} is a pod of this workload: name or kind/name, e.g. Deployment/web`)
+    .option('--service <name>', `${ends} is a pod behind this service: name or namespace/name`)
+    .option('--label <k=v>', `${ends} is a pod with this label, e.g. app=web (not with --since: the history keeps no labels)`);
 
-interface FilterOpts {
+const filterOptions = (cmd: Command): Command =>
+  identityOptions(
+    cmd
+      .option('--ip <addr>', 'either end is this address')
+      .option('--cidr <block>', 'either end is in this block, e.g. 10.0.0.0/8')
+      .option('--port <n>', 'either end uses this port')
+      .option('--protocol <name>', 'tcp, udp, icmp or icmpv6')
+      .option('--direction <dir>', 'ingress or egress')
+      .option('--interface <name>', 'seen on this interface'),
+    'either end',
+  ).option('--server <url>', 'the agent to ask', DEFAULT_SERVER);
+
+interface IdentityOpts {
   namespace?: string;
   pod?: string;
   workload?: string;
   service?: string;
   label?: string;
+}
+
+const identityQuery = (o: IdentityOpts): Record<string, string | undefined> => ({
+  namespace: o.namespace,
+  pod: o.pod,
+  workload: o.workload,
+  service: o.service,
+  label: o.label,
+});
+
+interface FilterOpts extends IdentityOpts {
   ip?: string;
   cidr?: string;
   port?: string;
@@ -307,11 +324,7 @@ const filterQuery = (o: FilterOpts): Record<string, string | undefined> => ({
   protocol: o.protocol,
   direction: o.direction,
   interface: o.interface,
-  namespace: o.namespace,
-  pod: o.pod,
-  workload: o.workload,
-  service: o.service,
-  label: o.label,
+  ...identityQuery(o),
 });
 
 filterOptions(
@@ -364,27 +377,38 @@ filterOptions(
   });
 });
 
-program
-  .command('events')
-  .description('security events from a running agent (scans, floods, sweeps, land and martian packets, blocks), oldest first')
-  .option('--type <types>', `only these types, comma-separated: ${SECURITY_EVENT_TYPES.join(', ')}`)
-  .option('--severity <level>', 'at least this severity: info, low, medium, high or critical')
-  .option('--source <ip|cidr>', 'only events whose attacker is this address or in this block')
+identityOptions(
+  program
+    .command('events')
+    .description('security events from a running agent (scans, floods, sweeps, land and martian packets, blocks), oldest first')
+    .option('--type <types>', `only these types, comma-separated: ${SECURITY_EVENT_TYPES.join(', ')}`)
+    .option('--severity <level>', 'at least this severity: info, low, medium, high or critical')
+    .option('--source <ip|cidr>', 'only events whose attacker is this address or in this block'),
+  'the attacker or the target',
+)
   .option('-n, --last <n>', 'the last N events (0: none, with --follow; with --since: default 1000)', '20')
   .option('-f, --follow', 'then keep printing security events, blocks and lost-event reports as they come')
   .option('--since <time>', `security events from the agent's history, from this time: ${TIME_HELP}; not with --follow`)
   .option('--until <time>', 'and up to this time (default now)')
   .option('-o, --output <format>', 'table, json (one object per line) or compact', 'table')
   .option('--server <url>', 'the agent to ask', DEFAULT_SERVER)
-  .action(async (opts: TimeOpts & { type?: string; severity?: string; source?: string; last: string; follow?: boolean; output: string; server: string }, cmd: Command) => {
+  .addHelpText(
+    'after',
+    [
+      '',
+      'The identity filters (--namespace, --pod, --workload, --service, --label) keep the events whose attacker or target is',
+      'such a pod: live, the pod at that address now; with --since, as the history wrote each end when the event came (it keeps',
+      'no labels, so --label is refused there). With --follow, block changes are filtered by --source only.',
+    ].join('\n'),
+  )
+  .action(async (opts: TimeOpts & IdentityOpts & { type?: string; severity?: string; source?: string; last: string; follow?: boolean; output: string; server: string }, cmd: Command) => {
     const format = output(opts.output);
     const range = timeQuery(opts);
+    const filters = { type: opts.type, severity: opts.severity, source: opts.source, ...identityQuery(opts) };
     if (range) {
       const rows = historyRows(cmd, opts.last);
       const { events } = await apiGet<{ events: SecurityEventWire[] }>(opts.server, '/api/v1/security-events', {
-        type: opts.type,
-        severity: opts.severity,
-        source: opts.source,
+        ...filters,
         ...range,
         limit: String(rows.limit),
       });
@@ -394,7 +418,6 @@ program
       return;
     }
     const last = whole('--last', opts.last, opts.follow ? 0 : 1);
-    const filters = { type: opts.type, severity: opts.severity, source: opts.source };
     // A security event that both the history and the live stream have (the
     // same CPU and sequence number) prints once.
     const seen = new Set<string>();
@@ -527,9 +550,9 @@ filterOptions(
   const interval = Number(opts.intervalMs);
   if (!Number.isInteger(limit) || limit < 1) throw new KubeNetProbeError('INVALID_ARGUMENT', `--limit must be a whole number from 1, got ${opts.limit}`);
   if (!Number.isFinite(interval) || interval < 100) throw new KubeNetProbeError('INVALID_ARGUMENT', `--interval-ms must be at least 100, got ${opts.intervalMs}`);
-  const read = async (): Promise<{ at: number; conv: import('../agent/conversations.js').Conversation[] }> => ({
+  const read = async (): Promise<{ at: number; conv: import('./top.js').ConversationWire[] }> => ({
     at: Date.now(),
-    conv: (await apiGet<{ conversations: import('../agent/conversations.js').Conversation[] }>(opts.server, '/api/v1/conversations', filterQuery(opts))).conversations,
+    conv: (await apiGet<{ conversations: import('./top.js').ConversationWire[] }>(opts.server, '/api/v1/conversations', filterQuery(opts))).conversations,
   });
   let prev = await read();
   const tty = process.stdout.isTTY;
@@ -552,6 +575,25 @@ program
   .action(async (opts: { output: string; server: string }) => {
     const s = await apiGet<AgentStats>(opts.server, '/api/v1/stats');
     process.stdout.write(`${renderStats(s, output(opts.output))}\n`);
+  });
+
+identityOptions(
+  program
+    .command('metrics')
+    .description("a running agent's Prometheus metrics; with identity filters, only the per-pod and per-workload series of the pods that match"),
+  'the pod',
+)
+  .option('--server <url>', 'the agent to ask', DEFAULT_SERVER)
+  .addHelpText(
+    'after',
+    [
+      '',
+      'The same as GET /metrics?namespace=...&workload=... (a Prometheus scrape job can pass them as params). A filtered',
+      'answer leaves out the node-wide series and pod="other", which cannot be split by pod.',
+    ].join('\n'),
+  )
+  .action(async (opts: IdentityOpts & { server: string }) => {
+    process.stdout.write(await apiText(opts.server, '/metrics', identityQuery(opts)));
   });
 
 program.parseAsync().catch((err: unknown) => {

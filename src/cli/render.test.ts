@@ -10,7 +10,7 @@ const event: SecurityEventWire = {
   key: { protocol: 'TCP', direction: 'ingress', ifindex: 7 },
   attacker: { ip: '198.18.1.5', port: 40000 },
   target: { ip: '198.18.1.9', port: 443 },
-  attackerIdentity: { namespace: 'default', pod: 'attacker' },
+  attackerIdentity: { namespace: 'default', pod: 'attacker', workload: { kind: 'Pod', name: 'attacker' } },
   targetIdentity: null,
   interface: 'veth1',
   hook: 'tc-ingress',
@@ -27,11 +27,17 @@ test('security json lines: the documented fields, in order', () => {
   const line = securityLine(event);
   assert.deepEqual(Object.keys(line), [
     'time', 'event', 'type', 'severity', 'attacker', 'target', 'attackerNamespace', 'attackerPod', 'targetNamespace', 'targetPod',
+    'attackerWorkload', 'attackerService', 'targetWorkload', 'targetService',
     'interface', 'hook', 'protocol', 'count', 'threshold', 'windowMs', 'suppressed', 'tcpFlags', 'cpu', 'seq', 'description',
   ]);
   assert.equal(line['seq'], 42);
   assert.equal(line['attackerPod'], 'attacker');
+  assert.equal(line['attackerWorkload'], 'Pod/attacker');
+  assert.equal(line['attackerService'], null);
   assert.equal(line['targetPod'], null);
+  assert.equal(line['targetWorkload'], null);
+  const toApi = securityLine({ ...event, targetIdentity: { namespace: 'shop', pod: 'api-7d9f-bbbbb', workload: { kind: 'Deployment', name: 'api' }, service: 'api', node: 'node-1' } });
+  assert.deepEqual([toApi.target, toApi.targetNamespace, toApi.targetPod, toApi.targetWorkload, toApi.targetService], [event.target, 'shop', 'api-7d9f-bbbbb', 'Deployment/api', 'api'], 'the IPs beside the names');
   assert.equal(renderSecurityEvents([event], 'json'), JSON.stringify(line));
 });
 
@@ -40,6 +46,9 @@ test('security table and compact lines', () => {
   assert.match(t[0]!, /^TIME +SEVERITY +TYPE +ATTACKER +TARGET +INTERFACE +DESCRIPTION$/);
   assert.match(t[1]!, /^2026-11-26 14:00:33\.456 +high +tcp-port-scan +default\/attacker:40000 +198\.18\.1\.9:443 +veth1 +TCP port scan \(SYN\): /);
   assert.equal(securityCompact(event), `2026-11-26T14:00:33.456Z SECURITY high tcp-port-scan 198.18.1.5:40000 -> 198.18.1.9:443 on veth1: ${event.description}`);
+  // A known service goes beside the pod.
+  const toApi = renderSecurityEvents([{ ...event, targetIdentity: { namespace: 'shop', pod: 'api-0', service: 'api' } }], 'table').split('\n');
+  assert.match(toApi[1]!, / +default\/attacker:40000 +shop\/api-0:443 \(svc api\) +veth1 +TCP port scan/);
 });
 
 test('blocks, block changes and lost reports', () => {
@@ -86,18 +95,20 @@ test('history rows: the flow line with packets and bytes as the record counted t
     packetsPerSec: 2,
     bytesPerSec: 200,
     tcpFlags: [],
-    source: { namespace: 'default', pod: 'client' },
+    source: { namespace: 'default', pod: 'client', workload: { kind: 'Deployment', name: 'client' }, service: 'client' },
     destination: null,
   };
   const line = historyFlowLine(row);
   assert.deepEqual(Object.keys(line), [
-    'time', 'firstSeen', 'interface', 'direction', 'protocol', 'srcIp', 'srcPort', 'srcNamespace', 'srcPod', 'dstIp', 'dstPort', 'dstNamespace', 'dstPod',
+    'time', 'firstSeen', 'interface', 'direction', 'protocol', 'srcIp', 'srcPort', 'srcNamespace', 'srcPod', 'srcWorkload', 'srcService',
+    'dstIp', 'dstPort', 'dstNamespace', 'dstPod', 'dstWorkload', 'dstService',
     'packets', 'bytes', 'tcpFlags', 'state', 'record', 'deltaPackets', 'deltaBytes', 'packetsPerSec', 'bytesPerSec', 'totalPackets', 'totalBytes',
   ]);
+  assert.deepEqual([line['srcWorkload'], line['srcService'], line['dstWorkload'], line['dstService']], ['Deployment/client', 'client', null, null]);
   assert.deepEqual([line['time'], line['packets'], line['state'], line['record'], line['totalPackets'], line['srcPod'], line['dstPod']], [row.lastSeen, 40, null, 'final', 140, 'client', null]);
   assert.equal(renderHistoryFlows([row], 'json'), JSON.stringify(line));
   const t = renderHistoryFlows([row], 'table').split('\n');
-  assert.match(t[1]!, /^2026-11-26 14:00:33\.456 +veth1 +ingress +UDP +default\/client:40000 +198\.18\.1\.9:53 +40 +4000 +- +final$/);
+  assert.match(t[1]!, /^2026-11-26 14:00:33\.456 +veth1 +ingress +UDP +default\/client:40000 \(svc client\) +198\.18\.1\.9:53 +40 +4000 +- +final$/);
 });
 
 test('a security event from history (no ifindex) shows its interface, or -', () => {

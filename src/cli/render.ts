@@ -5,7 +5,7 @@
  */
 import type { AgentStats } from '../agent/agent.js';
 import { formatBytes } from '../format.js';
-import { blockChangeLine, blockLine, flowLine, lostLine, securityLine, type BlockChangeWire, type BlockWire, type FlowWire, type LostWire, type SecurityEventWire } from '../export/lines.js';
+import { blockChangeLine, blockLine, flowLine, lostLine, securityLine, type BlockChangeWire, type BlockWire, type FlowWire, type IdentityWire, type LostWire, type SecurityEventWire } from '../export/lines.js';
 
 // The json lines and the wire types live in src/export/lines.ts, shared with
 // the exporters; they are re-exported here for the CLI and its tests.
@@ -15,8 +15,9 @@ export type { BlockChangeWire, BlockWire, FlowWire, LostWire, SecurityEventWire 
 export type OutputFormat = 'table' | 'json' | 'compact';
 
 const ep = (ip: string, port: number): string => (ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`);
-/** namespace/pod:port where the identity is known, else the address. */
-const named = (id: { namespace: string; pod: string } | null | undefined, ip: string, port: number): string => (id ? `${id.namespace}/${id.pod}:${port}` : ep(ip, port));
+/** namespace/pod:port where the identity is known, with its service where that is known too (`shop/api-0:8080 (svc api)`), else the address. */
+const named = (id: IdentityWire | null | undefined, ip: string, port: number): string =>
+  id ? `${id.namespace}/${id.pod}:${port}${id.service ? ` (svc ${id.service})` : ''}` : ep(ip, port);
 
 export function renderFlows(flows: readonly FlowWire[], format: OutputFormat): string {
   if (format === 'json') return flows.map((f) => JSON.stringify(flowLine(f))).join('\n');

@@ -7,6 +7,7 @@ import type { TalkerGroup, TopTalker } from '../history/history-store.js';
 import { formatBytes } from '../format.js';
 import type { Conversation } from '../agent/conversations.js';
 import { table } from './render.js';
+import { workloadName } from '../export/lines.js';
 
 export type TopSort = 'bytes' | 'packets' | 'rate';
 
@@ -23,16 +24,26 @@ export interface TopRow {
 
 const ep = (ip: string, port: number): string => (ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`);
 
+/** A conversation as the API sends it: each end's pod where the agent knows it (absent from older agents). */
+export type ConversationWire = Conversation & {
+  aIdentity?: { namespace: string; pod: string } | null;
+  bIdentity?: { namespace: string; pod: string } | null;
+};
+
+/** "namespace/pod:port" where the pod is known (as hubble observe names ends), else "ip:port". */
+const named = (e: { ip: string; port: number }, id: { namespace: string; pod: string } | null | undefined): string =>
+  id ? `${id.namespace}/${id.pod}:${e.port}` : ep(e.ip, e.port);
+
 /** Rows for one frame: totals from `now`, rates against `before` (read `seconds` earlier). */
-export function topRows(before: readonly Conversation[], now: readonly Conversation[], seconds: number, sort: TopSort, limit: number): TopRow[] {
+export function topRows(before: readonly ConversationWire[], now: readonly ConversationWire[], seconds: number, sort: TopSort, limit: number): TopRow[] {
   const prev = new Map(before.map((c) => [c.id, c.aToB.bytes + c.bToA.bytes]));
   const rows = now.map((c) => {
     const bytes = c.aToB.bytes + c.bToA.bytes;
     const was = prev.get(c.id);
     return {
       id: c.id,
-      from: ep(c.a.ip, c.a.port),
-      to: ep(c.b.ip, c.b.port),
+      from: named(c.a, c.aIdentity),
+      to: named(c.b, c.bIdentity),
       protocol: c.protocol,
       bytes,
       packets: c.aToB.packets + c.bToA.packets,
@@ -60,17 +71,21 @@ export type TalkerWire = TopTalker;
 
 export type { TalkerGroup };
 
-/** "namespace/pod (ip)" where the pod is known, else the address. */
-function end(ip: string | undefined, namespace: string | null | undefined, pod: string | null | undefined): string {
+/** "namespace/pod (ip)" where the pod is known ("namespace/pod (ip, svc name)" where its service is too), else the address. */
+function end(ip: string | undefined, namespace: string | null | undefined, pod: string | null | undefined, service?: string | null): string {
   if (ip === undefined) return '-';
-  return namespace && pod ? `${namespace}/${pod} (${ip})` : ip;
+  return namespace && pod ? `${namespace}/${pod} (${ip}${service ? `, svc ${service}` : ''})` : ip;
 }
 
-/** The json line for a talker: the fields of its ends (null where the pod is unknown), then the sums. */
+/** The json line for a talker: the fields of its ends (null where the pod is unknown; the workload as "Kind/name"), then the sums. */
 export function talkerLine(t: TalkerWire): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  if (t.srcIp !== undefined) Object.assign(out, { srcIp: t.srcIp, srcNamespace: t.srcNamespace ?? null, srcPod: t.srcPod ?? null });
-  if (t.dstIp !== undefined) Object.assign(out, { dstIp: t.dstIp, dstNamespace: t.dstNamespace ?? null, dstPod: t.dstPod ?? null });
+  if (t.srcIp !== undefined) {
+    Object.assign(out, { srcIp: t.srcIp, srcNamespace: t.srcNamespace ?? null, srcPod: t.srcPod ?? null, srcWorkload: workloadName(t.srcWorkload), srcService: t.srcService ?? null });
+  }
+  if (t.dstIp !== undefined) {
+    Object.assign(out, { dstIp: t.dstIp, dstNamespace: t.dstNamespace ?? null, dstPod: t.dstPod ?? null, dstWorkload: workloadName(t.dstWorkload), dstService: t.dstService ?? null });
+  }
   return { ...out, bytes: t.bytes, packets: t.packets, records: t.records };
 }
 
@@ -82,7 +97,9 @@ export function renderTalkers(talkers: readonly TalkerWire[], o: { by: 'bytes' |
   if (talkers.length === 0) return `${head}\nno flow records in this range`;
   const cols = o.group === 'pair' ? ['SOURCE', 'DESTINATION'] : o.group === 'source' ? ['SOURCE'] : ['DESTINATION'];
   const rows = talkers.map((t) => {
-    const ends = o.group === 'pair' ? [end(t.srcIp, t.srcNamespace, t.srcPod), end(t.dstIp, t.dstNamespace, t.dstPod)] : o.group === 'source' ? [end(t.srcIp, t.srcNamespace, t.srcPod)] : [end(t.dstIp, t.dstNamespace, t.dstPod)];
+    const src = end(t.srcIp, t.srcNamespace, t.srcPod, t.srcService);
+    const dst = end(t.dstIp, t.dstNamespace, t.dstPod, t.dstService);
+    const ends = o.group === 'pair' ? [src, dst] : o.group === 'source' ? [src] : [dst];
     return [...ends, formatBytes(t.bytes), String(t.packets), String(t.records)];
   });
   return `${head}\n${table([[...cols, 'BYTES', 'PACKETS', 'RECORDS'], ...rows])}`;

@@ -13,7 +13,7 @@ import { NO_EXPORT_STATS, startExporters, type ExportConfig } from './index.js';
 
 class FakeAgent extends EventEmitter<AgentEvents> {
   identity(ip: string): PodIdentity | undefined {
-    return ip === '198.18.0.1' ? { namespace: 'shop', pod: 'api', labels: {} } : undefined;
+    return ip === '198.18.0.1' ? { namespace: 'shop', pod: 'api', labels: {}, workload: { kind: 'Deployment', name: 'api' }, service: 'api-svc' } : undefined;
   }
 }
 
@@ -78,6 +78,8 @@ test('both sinks get every record once; SIGHUP reopens the file; close() unsubsc
     assert.deepEqual(old.map((l) => l['event'] ?? l['record']), ['final', 'final', 'final', 'lost', 'block']);
     assert.equal(old[0]!['srcPod'], 'api');
     assert.equal(old[0]!['srcNamespace'], 'shop');
+    // The exporters name the workload and service from the agent's identity, beside the IPs.
+    assert.deepEqual([old[0]!['srcIp'], old[0]!['srcWorkload'], old[0]!['srcService'], old[0]!['dstWorkload'], old[0]!['dstService']], ['198.18.0.1', 'Deployment/api', 'api-svc', null, null]);
     const now = readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.deepEqual(now.map((l) => l['srcPort']), [1004], 'after SIGHUP, lines go to the new file');
 

@@ -10,10 +10,21 @@
  * both paths go through one definition of each line.
  */
 
-/** Pod identity of one end, as the API sends it. */
+/** Pod identity of one end, as the API sends it (PodIdentity in src/agent/inventory.ts; labels left out here). */
 export interface IdentityWire {
   namespace: string;
   pod: string;
+  /** What owns the pod (a Deployment through its ReplicaSet, a CronJob through its Job; Pod for a bare pod), where known. */
+  workload?: { kind: string; name: string } | undefined;
+  /** A service whose endpoints list the pod (in the pod's namespace), where known. */
+  service?: string | undefined;
+  /** The node the pod runs on, where known. */
+  node?: string | undefined;
+}
+
+/** A workload as the json lines give it: "Kind/name" (Deployment/web), or null where unknown. */
+export function workloadName(w: { kind: string; name: string } | null | undefined): string | null {
+  return w ? `${w.kind}/${w.name}` : null;
 }
 
 /** A flow as the API sends it (dates as ISO strings). */
@@ -90,10 +101,15 @@ export type FlowLine = {
   srcPort: number;
   srcNamespace: string | null;
   srcPod: string | null;
+  /** "Kind/name" (Deployment/web), null where unknown. */
+  srcWorkload: string | null;
+  srcService: string | null;
   dstIp: string;
   dstPort: number;
   dstNamespace: string | null;
   dstPod: string | null;
+  dstWorkload: string | null;
+  dstService: string | null;
   packets: number;
   bytes: number;
   tcpFlags: readonly string[];
@@ -124,6 +140,11 @@ export type SecurityLine = {
   attackerPod: string | null;
   targetNamespace: string | null;
   targetPod: string | null;
+  /** "Kind/name" (Deployment/web), null where unknown. */
+  attackerWorkload: string | null;
+  attackerService: string | null;
+  targetWorkload: string | null;
+  targetService: string | null;
   interface: string | null;
   hook: string;
   protocol: string;
@@ -167,10 +188,14 @@ export function flowLine(f: FlowWire, extra: object = {}): FlowLine {
     srcPort: f.key.srcPort,
     srcNamespace: f.source?.namespace ?? null,
     srcPod: f.source?.pod ?? null,
+    srcWorkload: workloadName(f.source?.workload),
+    srcService: f.source?.service ?? null,
     dstIp: f.key.dstIp,
     dstPort: f.key.dstPort,
     dstNamespace: f.destination?.namespace ?? null,
     dstPod: f.destination?.pod ?? null,
+    dstWorkload: workloadName(f.destination?.workload),
+    dstService: f.destination?.service ?? null,
     packets: f.packets,
     bytes: f.bytes,
     tcpFlags: f.tcpFlags,
@@ -192,6 +217,10 @@ export function securityLine(e: SecurityEventWire): SecurityLine {
     attackerPod: e.attackerIdentity?.pod ?? null,
     targetNamespace: e.targetIdentity?.namespace ?? null,
     targetPod: e.targetIdentity?.pod ?? null,
+    attackerWorkload: workloadName(e.attackerIdentity?.workload),
+    attackerService: e.attackerIdentity?.service ?? null,
+    targetWorkload: workloadName(e.targetIdentity?.workload),
+    targetService: e.targetIdentity?.service ?? null,
     interface: e.interface ?? null,
     hook: e.hook,
     protocol: e.key.protocol,

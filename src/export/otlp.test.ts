@@ -13,7 +13,7 @@ import type { ExportRecord } from './index.js';
 import { OtlpSink, logsUrl, type OtlpProtocol } from './otlp.js';
 import { blockChangeRecordLine, flowRecordLine, lostRecordLine, securityEventLine } from './records.js';
 
-const identify = (ip: string) => (ip === '198.18.0.9' ? { namespace: 'default', pod: 'attacker', labels: {} } : undefined);
+const identify = (ip: string) => (ip === '198.18.0.9' ? { namespace: 'default', pod: 'attacker', labels: {}, workload: { kind: 'Pod', name: 'attacker' } } : undefined);
 
 function flowRecord(i: number): ExportRecord {
   const r: FlowRecord = {
@@ -139,6 +139,7 @@ for (const protocol of ['http/protobuf', 'http/json'] as OtlpProtocol[]) {
         'kubenetprobe.target.port': 443,
         'kubenetprobe.attackerNamespace': 'default',
         'kubenetprobe.attackerPod': 'attacker',
+        'kubenetprobe.attackerWorkload': 'Pod/attacker',
         'kubenetprobe.interface': 'kv01c',
         'kubenetprobe.hook': 'tc-ingress',
         'kubenetprobe.protocol': 'TCP',

@@ -17,7 +17,8 @@ import { blockChangeRecordLine, flowRecordLine, lostRecordLine, securityEventLin
 const overTheWire = <T>(v: unknown): T => JSON.parse(JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x))) as T;
 
 const pods = new Map<string, PodIdentity>([
-  ['198.18.0.1', { namespace: 'shop', pod: 'frontend', labels: { app: 'frontend' } }],
+  ['198.18.0.1', { namespace: 'shop', pod: 'frontend-6b7c-xk2p', labels: { app: 'frontend' }, workload: { kind: 'Deployment', name: 'frontend' }, service: 'frontend', node: 'node-1' }],
+  ['198.18.0.2', { namespace: 'data', pod: 'db-0', labels: {}, workload: { kind: 'StatefulSet', name: 'db' } }],
   ['198.18.0.9', { namespace: 'default', pod: 'attacker', labels: {} }],
 ]);
 const identify = (ip: string): PodIdentity | undefined => pods.get(ip);
@@ -71,11 +72,17 @@ test('flow records: the in-memory path gives the API path\'s line', () => {
 
   const line = flowRecordLine(records[0]!, identify);
   assert.deepEqual(Object.keys(line), [
-    'time', 'firstSeen', 'interface', 'direction', 'protocol', 'srcIp', 'srcPort', 'srcNamespace', 'srcPod', 'dstIp', 'dstPort', 'dstNamespace', 'dstPod',
+    'time', 'firstSeen', 'interface', 'direction', 'protocol', 'srcIp', 'srcPort', 'srcNamespace', 'srcPod', 'srcWorkload', 'srcService',
+    'dstIp', 'dstPort', 'dstNamespace', 'dstPod', 'dstWorkload', 'dstService',
     'packets', 'bytes', 'tcpFlags', 'state', 'record', 'deltaPackets', 'deltaBytes', 'packetsPerSec', 'bytesPerSec',
   ]);
-  assert.equal(line.srcPod, 'frontend');
-  assert.equal(line.dstPod, null);
+  // The names beside the IPs: workload as Kind/name, service where known, null where not.
+  assert.deepEqual(
+    [line.srcIp, line.srcNamespace, line.srcPod, line.srcWorkload, line.srcService, line.dstIp, line.dstNamespace, line.dstPod, line.dstWorkload, line.dstService],
+    ['198.18.0.1', 'shop', 'frontend-6b7c-xk2p', 'Deployment/frontend', 'frontend', '198.18.0.2', 'data', 'db-0', 'StatefulSet/db', null],
+  );
+  const v6 = flowRecordLine(records[2]!, identify);
+  assert.deepEqual([v6.srcNamespace, v6.srcPod, v6.srcWorkload, v6.srcService, v6.dstWorkload], [null, null, null, null, null], 'unknown addresses: null');
   assert.equal(line.time, '2026-11-26T14:00:33.456Z');
   assert.equal(flowRecordLine(records[1]!, identify).interface, null);
 });
@@ -104,7 +111,13 @@ test('security events, block changes and lost reports: the in-memory path gives 
   const view = { ...e, attackerIdentity: identify(e.attacker.ip) ?? null, targetIdentity: identify(e.target.ip) ?? null };
   same(securityEventLine(e, identify), securityLine(overTheWire<SecurityEventWire>(view)));
   same(securityEventLine({ ...e, interface: undefined }, identify), securityLine(overTheWire<SecurityEventWire>({ ...view, interface: undefined })));
-  assert.equal(securityEventLine(e, identify).attackerPod, 'attacker');
+  const line = securityEventLine(e, identify);
+  assert.deepEqual(
+    [line.attacker, line.attackerNamespace, line.attackerPod, line.attackerWorkload, line.attackerService, line.target, line.targetNamespace, line.targetPod, line.targetWorkload, line.targetService],
+    [{ ip: '198.18.0.9', port: 61000 }, 'default', 'attacker', null, null, { ip: '198.18.0.2', port: 443 }, 'data', 'db-0', 'StatefulSet/db', null],
+  );
+  const toFrontend = securityEventLine({ ...e, target: { ip: '198.18.0.1', port: 443 } }, identify);
+  assert.deepEqual([toFrontend.targetWorkload, toFrontend.targetService], ['Deployment/frontend', 'frontend']);
 
   const blocked: BlockChange = {
     action: 'blocked',

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FlowRecord } from '../agent/flow-accounter.js';
-import { compileFilter, type FlowFilter } from '../agent/flow-filter.js';
+import { compileFilter, compileIdentityFilter, type FilterIdentity, type FlowFilter, type IdentityFilter } from '../agent/flow-filter.js';
 import type { Severity } from '../abi/layouts.js';
 import { ClosedError, InvalidArgumentError } from '../errors.js';
 import type { FlowStats, SecurityEvent } from '../types.js';
@@ -102,14 +102,14 @@ function event(at: number, type: string, severity: Severity, attacker: string, e
   };
 }
 
-/** Pods of the fixtures' addresses. */
-const PODS: Record<string, { namespace: string; pod: string }> = {
-  '198.18.0.1': { namespace: 'default', pod: 'client' },
-  '198.18.2.10': { namespace: 'shop', pod: 'frontend' },
-  '198.18.2.11': { namespace: 'shop', pod: 'api' },
-  '198.18.3.10': { namespace: 'data', pod: 'db' },
+/** Pods of the fixtures' addresses: a workload each, a service for three of them. */
+const PODS: Record<string, FilterIdentity> = {
+  '198.18.0.1': { namespace: 'default', pod: 'client', workload: { kind: 'Deployment', name: 'client' } },
+  '198.18.2.10': { namespace: 'shop', pod: 'frontend', workload: { kind: 'Deployment', name: 'frontend' }, service: 'frontend' },
+  '198.18.2.11': { namespace: 'shop', pod: 'api', workload: { kind: 'Deployment', name: 'api' }, service: 'api' },
+  '198.18.3.10': { namespace: 'data', pod: 'db', workload: { kind: 'StatefulSet', name: 'db' }, service: 'db' },
 };
-const identity = (ip: string): { namespace: string; pod: string } | undefined => PODS[ip];
+const identity = (ip: string): FilterIdentity | undefined => PODS[ip];
 
 /** Quiet options for tests: nothing runs on a timer unless the test asks. */
 function opts(extra: HistoryStoreOptions = {}): HistoryStoreOptions {
@@ -181,10 +181,14 @@ test('records come back with every field, identity resolved at write time', asyn
       srcPort: 41000,
       srcNamespace: 'default',
       srcPod: 'client',
+      srcWorkload: { kind: 'Deployment', name: 'client' },
+      srcService: null,
       dstIp: '198.18.2.10',
       dstPort: 443,
       dstNamespace: 'shop',
       dstPod: 'frontend',
+      dstWorkload: { kind: 'Deployment', name: 'frontend' },
+      dstService: 'frontend',
       packets: 21,
       bytes: 2703,
       deltaPackets: 7,
@@ -196,6 +200,8 @@ test('records come back with every field, identity resolved at write time', asyn
     assert.equal(b!.interface, null);
     assert.equal(b!.family, 'ipv6');
     assert.equal(b!.srcNamespace, null);
+    assert.equal(b!.srcWorkload, null);
+    assert.equal(b!.dstService, null);
     assert.deepEqual(b!.tcpFlags, []);
   });
 });
@@ -292,6 +298,18 @@ test('every filter selects exactly what compileFilter selects', async () => {
       { pod: 'default/api' },
       { namespace: 'shop', protocol: 'icmp', direction: 'ingress' },
       { cidr: '198.18.2.0/24', port: 53, interface: 'veth0' },
+      // Workload and service, as written with each row (schema 3).
+      { workload: 'frontend' },
+      { workload: 'Deployment/api' },
+      { workload: 'deployment/api' },
+      { workload: 'statefulset/db' },
+      { workload: 'Deployment/db' },
+      { service: 'api' },
+      { service: 'shop/frontend' },
+      { service: 'default/frontend' },
+      { service: 'db', namespace: 'data', protocol: 'udp' },
+      { workload: 'client', service: 'db' },
+      { workload: 'Deployment/client', pod: 'shop/api', port: 443 },
     ];
     for (const f of filters) {
       // The store compares addresses as numbers, so any spelling of an IPv6
@@ -308,6 +326,18 @@ test('every filter selects exactly what compileFilter selects', async () => {
       );
     }
     assert.ok((await store.queryFlows({ filters: { namespace: 'shop' } })).length > 0, 'the fixture has pods');
+    assert.ok((await store.queryFlows({ filters: { workload: 'client', service: 'db' } })).length > 0, 'and workloads and services that meet');
+    assert.equal((await store.queryFlows({ filters: { workload: 'Deployment/db' } })).length, 0, 'the kind must match');
+    // Every row of a workload filter is that workload's, at one end or the other.
+    for (const f of await store.queryFlows({ filters: { workload: 'Deployment/api' }, limit: 10_000 })) {
+      assert.ok(f.srcWorkload?.name === 'api' || f.dstWorkload?.name === 'api', JSON.stringify(f));
+    }
+    // The aggregations take them too.
+    const want = (f: FlowFilter): number => sum(recs.filter((r) => compileFilter(f, identity)(r.flow.key, r.flow.interface)), (r) => r.deltaBytes);
+    const bySvc = await store.topTalkers({ filters: { service: 'shop/api' }, groupBy: 'destination', limit: 100 });
+    assert.equal(bySvc.reduce((s, t) => s + t.bytes, 0), want({ service: 'shop/api' }));
+    const ts = await store.timeSeries({ since: new Date(T0), until: new Date(T0 + 60 * MIN), bucketMs: 10 * MIN, filters: { workload: 'StatefulSet/db' } });
+    assert.equal(ts.points.reduce((s, p) => s + p.bytes, 0), want({ workload: 'StatefulSet/db' }));
   });
 });
 
@@ -318,9 +348,13 @@ test('bad filters and arguments are refused, naming the problem', async () => {
     await assert.rejects(store.queryFlows({ filters: { port: 70000 } }), /port: not a port number/);
     await assert.rejects(store.queryFlows({ filters: { protocol: "tcp' OR 1=1 --" } }), /protocol: must be tcp, udp, icmp or icmpv6/);
     await assert.rejects(store.queryFlows({ filters: { pod: 'a/b/c' } }), /pod: not a pod name/);
-    await assert.rejects(store.queryFlows({ filters: { workload: 'Deployment/web' } }), /^FilterError: workload: not kept in the flow history/);
-    await assert.rejects(store.topTalkers({ filters: { label: 'app=web' } }), /label: not kept in the flow history/);
-    await assert.rejects(store.queryFlows({ filters: { service: 'web' } }), /service: not kept in the flow history/);
+    await assert.rejects(store.queryFlows({ filters: { workload: 'Deployment/web/x' } }), /^FilterError: workload: not a workload name or kind\/name/);
+    await assert.rejects(store.queryFlows({ filters: { service: 'Web' } }), /^FilterError: service: not a service name/);
+    // Labels are not kept: refused, saying what is.
+    await assert.rejects(store.topTalkers({ filters: { label: 'app=web' } }), /^FilterError: label: the history keeps each end's namespace, pod, workload and service, not its labels/);
+    await assert.rejects(store.queryFlows({ filters: { label: 'app=web' } }), /^FilterError: label: /);
+    await assert.rejects(store.queryEvents({ label: 'app=web' }), /^FilterError: label: the history keeps/);
+    await assert.rejects(store.queryEvents({ workload: 'a/b/c' }), /^FilterError: workload: not a workload name/);
     await assert.rejects(store.queryFlows({ limit: 0 }), InvalidArgumentError);
     await assert.rejects(store.queryFlows({ since: new Date(NaN) }), /since must be a valid Date/);
     await assert.rejects(store.topTalkers({ by: 'rows' as 'bytes' }), /by must be bytes or packets/);
@@ -481,6 +515,10 @@ test('security events: every field back; type, severity, source and range filter
       attackerPod: null,
       targetNamespace: 'shop',
       targetPod: 'frontend',
+      attackerWorkload: null,
+      attackerService: null,
+      targetWorkload: { kind: 'Deployment', name: 'frontend' },
+      targetService: 'frontend',
       cpu: 0,
       seq: 1n,
     });
@@ -497,6 +535,47 @@ test('security events: every field back; type, severity, source and range filter
     assert.equal(st.events, 4);
     assert.equal(st.flows, 0);
     assert.equal(st.oldest!.getTime(), T0, 'oldest over both tables, with one of them empty');
+  });
+});
+
+test('security events by identity: the attacker or the target was such a pod, as written', async () => {
+  await withStore(async (store) => {
+    const evs = [
+      event(T0, 'tcp-port-scan', 'medium', '198.18.0.1'), // default/client (Deployment/client) -> shop/frontend (svc frontend)
+      event(T0 + MIN, 'syn-flood', 'high', '10.9.0.1', { target: { ip: '198.18.3.10', port: 5432 } }), // outside -> data/db (StatefulSet/db)
+      event(T0 + 2 * MIN, 'tcp-null-scan', 'low', '198.18.2.11', { target: { ip: '198.18.3.10', port: 5432 } }), // shop/api -> data/db
+      event(T0 + 3 * MIN, 'land', 'high', '10.9.0.2', { target: { ip: '10.9.0.2', port: 80 } }), // unknown both ends
+    ];
+    store.appendEvents(evs);
+    await store.flush();
+    const got = async (q: IdentityFilter & { severity?: Severity }): Promise<string[]> => (await store.queryEvents(q)).map((e) => e.type);
+    // What the live filter (compileIdentityFilter over each end's identity) keeps, for every query here.
+    const live = (q: IdentityFilter): string[] => evs.filter((e) => compileIdentityFilter(q)!([identity(e.attacker.ip), identity(e.target.ip)])).map((e) => e.type);
+    const queries: [IdentityFilter, string[]][] = [
+      [{ namespace: 'data' }, ['syn-flood', 'tcp-null-scan']],
+      [{ namespace: 'default' }, ['tcp-port-scan']],
+      [{ pod: 'shop/api' }, ['tcp-null-scan']],
+      [{ pod: 'db' }, ['syn-flood', 'tcp-null-scan']],
+      [{ workload: 'Deployment/client' }, ['tcp-port-scan']],
+      [{ workload: 'statefulset/db' }, ['syn-flood', 'tcp-null-scan']],
+      [{ workload: 'api' }, ['tcp-null-scan']],
+      [{ workload: 'Deployment/db' }, []],
+      [{ service: 'frontend' }, ['tcp-port-scan']],
+      [{ service: 'data/db' }, ['syn-flood', 'tcp-null-scan']],
+      [{ service: 'shop/db' }, []],
+      [{ workload: 'Deployment/api', service: 'db' }, ['tcp-null-scan']],
+      [{ namespace: 'nowhere' }, []],
+    ];
+    for (const [q, want] of queries) {
+      assert.deepEqual(await got(q), want, JSON.stringify(q));
+      assert.deepEqual(live(q), want, `the live filter agrees: ${JSON.stringify(q)}`);
+    }
+    assert.deepEqual(await got({ workload: 'db', severity: 'high' }), ['syn-flood'], 'with the other filters, AND');
+    const [nullScan] = await store.queryEvents({ type: 'tcp-null-scan' });
+    assert.deepEqual(
+      [nullScan!.attackerWorkload, nullScan!.attackerService, nullScan!.targetWorkload, nullScan!.targetService],
+      [{ kind: 'Deployment', name: 'api' }, 'api', { kind: 'StatefulSet', name: 'db' }, 'db'],
+    );
   });
 });
 
@@ -882,6 +961,122 @@ test('a store of another schema is moved aside, not misread', async () => {
   try {
     assert.equal(store.recovery?.action, 'moved-aside');
     assert.match(store.recovery!.reason, /table flows is \(ts TIMESTAMP, something VARCHAR\), not a KubeNetProbe history store/);
+  } finally {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** A store as a build of schema 2 wrote it (the DDL of that build, verbatim), with one flow record and one event. */
+async function schema2Store(path: string, version = '2'): Promise<void> {
+  const { DuckDBInstance } = await import('@duckdb/node-api');
+  const inst = await DuckDBInstance.create(path);
+  const conn = await inst.connect();
+  await conn.run(
+    'CREATE TABLE flows (ts TIMESTAMP NOT NULL, first_seen TIMESTAMP NOT NULL, reason VARCHAR NOT NULL, interface VARCHAR, ifindex UINTEGER NOT NULL, ' +
+      'direction VARCHAR NOT NULL, family VARCHAR NOT NULL, protocol VARCHAR NOT NULL, protocol_number UTINYINT NOT NULL, src_ip VARCHAR NOT NULL, ' +
+      'src_port USMALLINT NOT NULL, dst_ip VARCHAR NOT NULL, dst_port USMALLINT NOT NULL, src_addr UHUGEINT NOT NULL, dst_addr UHUGEINT NOT NULL, ' +
+      'src_namespace VARCHAR, src_pod VARCHAR, dst_namespace VARCHAR, dst_pod VARCHAR, delta_packets BIGINT NOT NULL, delta_bytes BIGINT NOT NULL, ' +
+      'packets BIGINT NOT NULL, bytes BIGINT NOT NULL, packets_per_sec DOUBLE NOT NULL, bytes_per_sec DOUBLE NOT NULL, tcp_flags VARCHAR NOT NULL)',
+  );
+  await conn.run(
+    'CREATE TABLE events (ts TIMESTAMP NOT NULL, type VARCHAR NOT NULL, severity VARCHAR NOT NULL, severity_level UTINYINT NOT NULL, description VARCHAR NOT NULL, ' +
+      'attacker_ip VARCHAR NOT NULL, attacker_port USMALLINT NOT NULL, attacker_addr UHUGEINT NOT NULL, target_ip VARCHAR NOT NULL, target_port USMALLINT NOT NULL, ' +
+      'target_addr UHUGEINT NOT NULL, interface VARCHAR, hook VARCHAR NOT NULL, protocol VARCHAR NOT NULL, count BIGINT NOT NULL, threshold BIGINT NOT NULL, ' +
+      'window_ms BIGINT NOT NULL, suppressed BIGINT NOT NULL, tcp_flags VARCHAR NOT NULL, attacker_namespace VARCHAR, attacker_pod VARCHAR, ' +
+      'target_namespace VARCHAR, target_pod VARCHAR, cpu UINTEGER NOT NULL, seq UBIGINT NOT NULL)',
+  );
+  await conn.run('CREATE TABLE kubenetprobe_meta (key VARCHAR NOT NULL, value VARCHAR NOT NULL)');
+  await conn.run(`INSERT INTO kubenetprobe_meta VALUES ('schema_version', '${version}')`);
+  // 198.18.0.1 -> 198.18.2.10 (as ::ffff:198.18.0.1 and ::ffff:198.18.2.10), a minute before T0.
+  const v4 = (a: number, b: number, c: number, d: number): string => String((0xffffn << 32n) | (BigInt(a) << 24n) | (BigInt(b) << 16n) | (BigInt(c) << 8n) | BigInt(d));
+  await conn.run(
+    `INSERT INTO flows VALUES ('2026-11-26 11:59:00', '2026-11-26 11:58:55', 'final', 'veth0', 7, 'ingress', 'ipv4', 'TCP', 6, '198.18.0.1', 40000, ` +
+      `'198.18.2.10', 443, ${v4(198, 18, 0, 1)}, ${v4(198, 18, 2, 10)}, 'default', 'client', 'shop', 'frontend', 5, 500, 5, 500, 1, 100, 'SYN')`,
+  );
+  await conn.run(
+    `INSERT INTO events VALUES ('2026-11-26 11:59:00', 'tcp-null-scan', 'medium', 2, 'old', '198.18.0.1', 5555, ${v4(198, 18, 0, 1)}, '198.18.2.10', 22, ` +
+      `${v4(198, 18, 2, 10)}, 'veth1', 'tc-ingress', 'TCP', 1, 1, 0, 0, '', 'default', 'client', 'shop', 'frontend', 0, 7)`,
+  );
+  conn.closeSync();
+  inst.closeSync();
+}
+
+test('a store of schema 2 is migrated on open: its rows kept, workload and service added (null in them), and filtered on', async () => {
+  const dir = tmp();
+  const path = join(dir, 'history.duckdb');
+  await schema2Store(path);
+  const notices: HistoryNotice[] = [];
+  let store = await HistoryStore.open(path, opts({ onNotice: (n) => notices.push(n) }));
+  try {
+    assert.equal(store.recovery, undefined, 'not moved aside');
+    assert.deepEqual(corruptFiles(dir), []);
+    assert.deepEqual(notices.map((n) => n.kind), ['migrated']);
+    assert.match(notices[0]!.message, /^history: migrated .*history\.duckdb from schema 2 to 3: rows now keep each end's workload and service \(null in the rows written before\)$/);
+    const [old] = await store.queryFlows();
+    assert.deepEqual(
+      [old!.time.getTime(), old!.srcNamespace, old!.srcPod, old!.srcWorkload, old!.srcService, old!.dstPod, old!.dstWorkload, old!.dstService, old!.deltaBytes],
+      [T0 - MIN, 'default', 'client', null, null, 'frontend', null, null, 500],
+    );
+    // New rows carry them, and since-queries filter on them: the old row has no workload, so only the new one matches.
+    store.append([rec({ at: T0, src: '198.18.0.1', dst: '198.18.2.10', dport: 443, deltaPackets: 3, deltaBytes: 300 })]);
+    store.appendEvents([event(T0, 'tcp-port-scan', 'high', '198.18.0.1')]);
+    await store.flush();
+    assert.deepEqual((await store.queryFlows({ filters: { workload: 'Deployment/client' } })).map((f) => f.deltaBytes), [300]);
+    assert.deepEqual((await store.queryFlows({ filters: { service: 'frontend' } })).map((f) => f.deltaBytes), [300]);
+    assert.deepEqual((await store.queryFlows({ filters: { namespace: 'default' } })).map((f) => f.deltaBytes), [500, 300], 'namespace and pod were kept before too');
+    assert.deepEqual((await store.queryEvents({ workload: 'client' })).map((e) => e.type), ['tcp-port-scan']);
+    assert.deepEqual((await store.queryEvents({ pod: 'shop/frontend' })).map((e) => e.type), ['tcp-null-scan', 'tcp-port-scan']);
+    const [oldEvent] = await store.queryEvents({ type: 'tcp-null-scan' });
+    assert.deepEqual([oldEvent!.attackerPod, oldEvent!.attackerWorkload, oldEvent!.targetService, oldEvent!.seq], ['client', null, null, 7n]);
+    await store.close();
+    // Opened again: schema 3 now, nothing to do, nothing lost.
+    notices.length = 0;
+    store = await HistoryStore.open(path, opts({ onNotice: (n) => notices.push(n) }));
+    assert.equal(store.recovery, undefined);
+    assert.deepEqual(notices, []);
+    assert.equal((await store.stats()).flows, 2);
+    assert.equal((await store.stats()).events, 2);
+  } finally {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('older and mislabelled stores are still moved aside, not migrated', async () => {
+  for (const [version, why] of [
+    // Schema 1 had other columns in events: not migrated.
+    ['1', /table flows is \(.*\), not a KubeNetProbe history store of schema 3$/],
+    ['4', /table flows is \(.*\), not a KubeNetProbe history store of schema 3$/],
+  ] as const) {
+    const dir = tmp();
+    const path = join(dir, 'history.duckdb');
+    await schema2Store(path, version);
+    const store = await HistoryStore.open(path, opts());
+    try {
+      assert.equal(store.recovery?.action, 'moved-aside', version);
+      assert.match(store.recovery!.reason, why);
+      assert.equal(corruptFiles(dir).length, 1);
+      assert.equal((await store.stats()).flows, 0);
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  // Says schema 2 but lacks one of its columns.
+  const dir = tmp();
+  const path = join(dir, 'history.duckdb');
+  await schema2Store(path);
+  const { DuckDBInstance } = await import('@duckdb/node-api');
+  const inst = await DuckDBInstance.create(path);
+  const conn = await inst.connect();
+  await conn.run('ALTER TABLE events DROP COLUMN seq');
+  conn.closeSync();
+  inst.closeSync();
+  const store = await HistoryStore.open(path, opts());
+  try {
+    assert.equal(store.recovery?.action, 'moved-aside');
+    assert.match(store.recovery!.reason, /table events is \(.*\), not a KubeNetProbe history store of schema 2$/);
   } finally {
     await store.close();
     rmSync(dir, { recursive: true, force: true });

@@ -28,7 +28,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writ
 import { dirname, resolve } from 'node:path';
 import { BIGINT, DuckDBInstance, INTEGER, LIST, TIMESTAMP, UHUGEINT, UTINYINT, VARCHAR, listValue, type DuckDBConnection, type DuckDBType, type DuckDBValue, type JS } from '@duckdb/node-api';
 import type { FlowRecord, FlowRecordReason } from '../agent/flow-accounter.js';
-import { FilterError, LIVE_IDENTITY_PARAMS, parseFilter, type FlowFilter, type IdentityResolver } from '../agent/flow-filter.js';
+import { FilterError, IDENTITY_FILTER_PARAMS, LIVE_IDENTITY_PARAMS, LIVE_ONLY_MESSAGE, parseFilter, setIdentityParam, type FilterIdentity, type FlowFilter, type IdentityFilter, type IdentityResolver } from '../agent/flow-filter.js';
 import { SEVERITIES, type Severity } from '../abi/layouts.js';
 import { ClosedError, InvalidArgumentError, KubeNetProbeError } from '../errors.js';
 import type { Direction, IpFamily, SecurityEvent } from '../types.js';
@@ -39,8 +39,10 @@ import {
   FLOWS_TABLE,
   FLOW_COLUMNS,
   META_TABLE,
+  MIGRATES_FROM,
   SCHEMA_VERSION,
   expectedColumns,
+  migrationStatements,
   schemaStatements,
   timestampOf,
   type Column,
@@ -63,7 +65,7 @@ export interface HistoryStoreOptions {
   retentionIntervalMs?: number;
   /** Rows held while writes fail or lag; beyond it new rows are dropped and counted. Default 20 * batchSize. */
   maxBuffered?: number;
-  /** Namespace and pod of an address, resolved when a row is appended (pods come and go). */
+  /** The pod of an address (namespace, pod, workload, service), resolved when a row is appended (pods come and go). */
   identity?: IdentityResolver;
   /** DuckDB worker threads. Default 1: the agent shares the node with the workloads it watches. */
   threads?: number;
@@ -141,7 +143,7 @@ function resolveOptions(o: HistoryStoreOptions): Resolved {
 
 // ---- Public shapes ----------------------------------------------------------
 
-export type HistoryNoticeKind = 'recovered' | 'in-memory' | 'flush-failed' | 'dropped' | 'retention' | 'retention-failed' | 'compacted' | 'reopened' | 'close-failed';
+export type HistoryNoticeKind = 'recovered' | 'migrated' | 'in-memory' | 'flush-failed' | 'dropped' | 'retention' | 'retention-failed' | 'compacted' | 'reopened' | 'close-failed';
 
 export interface HistoryNotice {
   kind: HistoryNoticeKind;
@@ -174,6 +176,12 @@ export interface FlowQuery extends TimeBounds {
   limit?: number;
 }
 
+/** What owns a pod: a Deployment, StatefulSet, DaemonSet, CronJob, Job, or Pod for a bare one. */
+export interface Workload {
+  kind: string;
+  name: string;
+}
+
 export interface HistoryFlow {
   time: Date;
   firstSeen: Date;
@@ -187,10 +195,15 @@ export interface HistoryFlow {
   srcPort: number;
   srcNamespace: string | null;
   srcPod: string | null;
+  /** The end's workload and service when the record was written; null where unknown (and in rows written before schema 3). */
+  srcWorkload: Workload | null;
+  srcService: string | null;
   dstIp: string;
   dstPort: number;
   dstNamespace: string | null;
   dstPod: string | null;
+  dstWorkload: Workload | null;
+  dstService: string | null;
   packets: number;
   bytes: number;
   deltaPackets: number;
@@ -228,9 +241,13 @@ export interface TopTalker {
   srcIp?: string;
   srcNamespace?: string | null;
   srcPod?: string | null;
+  srcWorkload?: Workload | null;
+  srcService?: string | null;
   dstIp?: string;
   dstNamespace?: string | null;
   dstPod?: string | null;
+  dstWorkload?: Workload | null;
+  dstService?: string | null;
   /** Sums of the records' deltas in the range. */
   bytes: number;
   packets: number;
@@ -261,7 +278,8 @@ export interface TimeSeries {
   points: TimeSeriesPoint[];
 }
 
-export interface EventQuery extends TimeBounds {
+/** The identity filters (namespace, pod, workload, service) match when the attacker or the target was such a pod; label is refused (not kept). */
+export interface EventQuery extends TimeBounds, IdentityFilter {
   /** Any of these types. */
   type?: string | readonly string[];
   /** At least this severity. */
@@ -292,6 +310,11 @@ export interface HistoryEvent {
   attackerPod: string | null;
   targetNamespace: string | null;
   targetPod: string | null;
+  /** Workload and service of each end when the event was written; null where unknown (and in rows written before schema 3). */
+  attackerWorkload: Workload | null;
+  attackerService: string | null;
+  targetWorkload: Workload | null;
+  targetService: string | null;
   cpu: number;
   /** Per-CPU sequence number. */
   seq: bigint;
@@ -374,6 +397,10 @@ function optStr(v: JS | undefined): string | null {
   return typeof v === 'string' ? v : null;
 }
 
+function workload(kind: JS | undefined, name: JS | undefined): Workload | null {
+  return typeof kind === 'string' && typeof name === 'string' ? { kind, name } : null;
+}
+
 function date(v: JS | undefined): Date {
   return v instanceof Date ? v : new Date(NaN);
 }
@@ -432,9 +459,6 @@ function filterClauses(filters: FlowFilter | undefined, p: Params, where: string
   const asStrings: Record<string, string | undefined> = {};
   for (const [k, v] of Object.entries(filters)) if (v !== undefined) asStrings[k] = String(v);
   const f = parseFilter(asStrings);
-  for (const name of LIVE_IDENTITY_PARAMS) {
-    if (f[name] !== undefined) throw new FilterError(name, 'not kept in the flow history (it keeps namespace and pod): use it on live flows, without since/until');
-  }
   if (f.ip !== undefined) {
     const ip = p.set('ip', ipToBigInt(f.ip)!, UHUGEINT);
     where.push(`(src_addr = ${ip} OR dst_addr = ${ip})`);
@@ -452,20 +476,47 @@ function filterClauses(filters: FlowFilter | undefined, p: Params, where: string
   if (f.protocol !== undefined) where.push(`lower(protocol) = ${p.set('protocol', f.protocol, VARCHAR)}`);
   if (f.direction !== undefined) where.push(`direction = ${p.set('direction', f.direction, VARCHAR)}`);
   if (f.interface !== undefined) where.push(`interface = ${p.set('interface', f.interface, VARCHAR)}`);
+  identityClauses(f, ['src', 'dst'], p, where);
+}
+
+/**
+ * The identity filters as SQL over the identity columns of a row's two ends
+ * (`src`/`dst` in flows, `attacker`/`target` in events), with the meanings
+ * of compileIdentityFilter() in src/agent/flow-filter.ts: each filter given
+ * matches when either end's identity, as written, does. Values are already
+ * checked. Labels are not kept: a label filter is refused.
+ */
+function identityClauses(f: IdentityFilter, ends: readonly [string, string], p: Params, where: string[]): void {
+  for (const name of LIVE_IDENTITY_PARAMS) {
+    if (f[name] !== undefined) throw new FilterError(name, LIVE_ONLY_MESSAGE);
+  }
+  // The prefixes are constants (above), never input.
+  const either = (clause: (end: string) => string): void => void where.push(`(${ends.map(clause).join(' OR ')})`);
+  /** "name" or "<qualifier>/name": the parts, the qualifier bound only when given. */
+  const split = (raw: string, param: string, qualifier: string): { name: string; qual: string | undefined } => {
+    const slash = raw.indexOf('/');
+    return {
+      name: p.set(param, raw.slice(slash + 1), VARCHAR),
+      qual: slash < 0 ? undefined : p.set(`${param}_${qualifier}`, qualifier === 'kind' ? raw.slice(0, slash).toLowerCase() : raw.slice(0, slash), VARCHAR),
+    };
+  };
   if (f.namespace !== undefined) {
     const ns = p.set('namespace', f.namespace, VARCHAR);
-    where.push(`(src_namespace = ${ns} OR dst_namespace = ${ns})`);
+    either((e) => `${e}_namespace = ${ns}`);
   }
   if (f.pod !== undefined) {
-    const slash = f.pod.indexOf('/');
-    if (slash >= 0) {
-      const ns = p.set('pod_namespace', f.pod.slice(0, slash), VARCHAR);
-      const pod = p.set('pod', f.pod.slice(slash + 1), VARCHAR);
-      where.push(`((src_namespace = ${ns} AND src_pod = ${pod}) OR (dst_namespace = ${ns} AND dst_pod = ${pod}))`);
-    } else {
-      const pod = p.set('pod', f.pod, VARCHAR);
-      where.push(`(src_pod = ${pod} OR dst_pod = ${pod})`);
-    }
+    const { name, qual } = split(f.pod, 'pod', 'namespace');
+    either((e) => (qual === undefined ? `${e}_pod = ${name}` : `(${e}_namespace = ${qual} AND ${e}_pod = ${name})`));
+  }
+  if (f.workload !== undefined) {
+    // The kind in any case, as live.
+    const { name, qual } = split(f.workload, 'workload', 'kind');
+    either((e) => (qual === undefined ? `${e}_workload_name = ${name}` : `(lower(${e}_workload_kind) = ${qual} AND ${e}_workload_name = ${name})`));
+  }
+  if (f.service !== undefined) {
+    // A service is in its pods' namespace.
+    const { name, qual } = split(f.service, 'service', 'namespace');
+    either((e) => (qual === undefined ? `${e}_service = ${name}` : `(${e}_namespace = ${qual} AND ${e}_service = ${name})`));
   }
 }
 
@@ -474,7 +525,9 @@ function whereSql(where: string[]): string {
 }
 
 /** A flow direction: what is counted once (COUNT_ONCE), whatever saw it. */
-const DIRECTION_COLUMNS = 'protocol_number, src_addr, src_port, dst_addr, dst_port, src_ip, src_namespace, src_pod, dst_ip, dst_namespace, dst_pod';
+const DIRECTION_COLUMNS =
+  'protocol_number, src_addr, src_port, dst_addr, dst_port, src_ip, src_namespace, src_pod, src_workload_kind, src_workload_name, src_service, ' +
+  'dst_ip, dst_namespace, dst_pod, dst_workload_kind, dst_workload_name, dst_service';
 
 /**
  * COUNT_ONCE: each flow direction's sums from its busiest observation point
@@ -492,10 +545,11 @@ function onceSql(bucket: string, where: string): string {
   );
 }
 
+const END_COLUMNS = (end: 'src' | 'dst'): string[] => [`${end}_ip`, `${end}_namespace`, `${end}_pod`, `${end}_workload_kind`, `${end}_workload_name`, `${end}_service`];
 const TALKER_COLUMNS: Record<TalkerGroup, readonly string[]> = {
-  pair: ['src_ip', 'src_namespace', 'src_pod', 'dst_ip', 'dst_namespace', 'dst_pod'],
-  source: ['src_ip', 'src_namespace', 'src_pod'],
-  destination: ['dst_ip', 'dst_namespace', 'dst_pod'],
+  pair: [...END_COLUMNS('src'), ...END_COLUMNS('dst')],
+  source: END_COLUMNS('src'),
+  destination: END_COLUMNS('dst'),
 };
 const TALKER_ORDER: Record<'bytes' | 'packets', string> = {
   bytes: 'bytes DESC, packets DESC',
@@ -604,6 +658,12 @@ export class HistoryStore {
         srcPod: src?.pod,
         dstNamespace: dst?.namespace,
         dstPod: dst?.pod,
+        srcWorkloadKind: src?.workload?.kind,
+        srcWorkloadName: src?.workload?.name,
+        srcService: src?.service,
+        dstWorkloadKind: dst?.workload?.kind,
+        dstWorkloadName: dst?.workload?.name,
+        dstService: dst?.service,
         deltaPackets: r.deltaPackets,
         deltaBytes: r.deltaBytes,
         packets: f.packets,
@@ -650,6 +710,12 @@ export class HistoryStore {
         targetPod: target?.pod,
         cpu: Number.isInteger(e.cpu) && e.cpu >= 0 ? e.cpu : 0,
         seq: typeof e.seq === 'bigint' && e.seq >= 0n && e.seq < 1n << 64n ? e.seq : 0n,
+        attackerWorkloadKind: attacker?.workload?.kind,
+        attackerWorkloadName: attacker?.workload?.name,
+        attackerService: attacker?.service,
+        targetWorkloadKind: target?.workload?.kind,
+        targetWorkloadName: target?.workload?.name,
+        targetService: target?.service,
       });
     }
     this.afterAppend();
@@ -672,7 +738,8 @@ export class HistoryStore {
     const limit = p.set('limit', checkLimit('limit', q.limit, 1000, MAX_ROWS), BIGINT);
     const sql =
       'SELECT ts, first_seen, reason, interface, ifindex, direction, family, protocol, src_ip, src_port, src_namespace, src_pod, ' +
-      'dst_ip, dst_port, dst_namespace, dst_pod, packets, bytes, delta_packets, delta_bytes, packets_per_sec, bytes_per_sec, tcp_flags ' +
+      'src_workload_kind, src_workload_name, src_service, dst_ip, dst_port, dst_namespace, dst_pod, dst_workload_kind, dst_workload_name, dst_service, ' +
+      'packets, bytes, delta_packets, delta_bytes, packets_per_sec, bytes_per_sec, tcp_flags ' +
       `FROM ${FLOWS_TABLE} ${whereSql(where)} ORDER BY ts DESC, rowid DESC LIMIT ${limit}`;
     const rows = await this.read(sql, p);
     return rows.reverse().map((r) => ({
@@ -688,10 +755,14 @@ export class HistoryStore {
       srcPort: num(r['src_port']),
       srcNamespace: optStr(r['src_namespace']),
       srcPod: optStr(r['src_pod']),
+      srcWorkload: workload(r['src_workload_kind'], r['src_workload_name']),
+      srcService: optStr(r['src_service']),
       dstIp: str(r['dst_ip']),
       dstPort: num(r['dst_port']),
       dstNamespace: optStr(r['dst_namespace']),
       dstPod: optStr(r['dst_pod']),
+      dstWorkload: workload(r['dst_workload_kind'], r['dst_workload_name']),
+      dstService: optStr(r['dst_service']),
       packets: num(r['packets']),
       bytes: num(r['bytes']),
       deltaPackets: num(r['delta_packets']),
@@ -725,8 +796,15 @@ export class HistoryStore {
     const rows = await this.read(sql, p);
     return rows.map((r) => {
       const t: TopTalker = { bytes: num(r['bytes']), packets: num(r['packets']), records: num(r['records']) };
-      if (groupBy !== 'destination') Object.assign(t, { srcIp: str(r['src_ip']), srcNamespace: optStr(r['src_namespace']), srcPod: optStr(r['src_pod']) });
-      if (groupBy !== 'source') Object.assign(t, { dstIp: str(r['dst_ip']), dstNamespace: optStr(r['dst_namespace']), dstPod: optStr(r['dst_pod']) });
+      const end = (e: 'src' | 'dst'): Partial<TopTalker> => ({
+        [`${e}Ip`]: str(r[`${e}_ip`]),
+        [`${e}Namespace`]: optStr(r[`${e}_namespace`]),
+        [`${e}Pod`]: optStr(r[`${e}_pod`]),
+        [`${e}Workload`]: workload(r[`${e}_workload_kind`], r[`${e}_workload_name`]),
+        [`${e}Service`]: optStr(r[`${e}_service`]),
+      });
+      if (groupBy !== 'destination') Object.assign(t, end('src'));
+      if (groupBy !== 'source') Object.assign(t, end('dst'));
       return t;
     });
   }
@@ -791,10 +869,19 @@ export class HistoryStore {
       if (!r) throw new InvalidArgumentError(`source: not an IP address or CIDR block: ${JSON.stringify(q.source)}`, 'e.g. 198.18.0.2 or 10.0.0.0/8');
       where.push(`attacker_addr BETWEEN ${p.set('source_lo', r.lo, UHUGEINT)} AND ${p.set('source_hi', r.hi, UHUGEINT)}`);
     }
+    // Checked as the API and the CLI check them, so a bad value fails with the same message.
+    const ident: IdentityFilter = {};
+    for (const name of IDENTITY_FILTER_PARAMS) {
+      const v = q[name];
+      if (v !== undefined && v !== '') setIdentityParam(ident, name, String(v));
+    }
+    identityClauses(ident, ['attacker', 'target'], p, where);
     const limit = p.set('limit', checkLimit('limit', q.limit, 1000, MAX_ROWS), BIGINT);
     const sql =
       'SELECT ts, type, severity, description, attacker_ip, attacker_port, target_ip, target_port, interface, hook, protocol, ' +
-      `count, threshold, window_ms, suppressed, tcp_flags, attacker_namespace, attacker_pod, target_namespace, target_pod, cpu, seq FROM ${EVENTS_TABLE} ${whereSql(where)} ORDER BY ts DESC, rowid DESC LIMIT ${limit}`;
+      'count, threshold, window_ms, suppressed, tcp_flags, attacker_namespace, attacker_pod, target_namespace, target_pod, cpu, seq, ' +
+      'attacker_workload_kind, attacker_workload_name, attacker_service, target_workload_kind, target_workload_name, target_service ' +
+      `FROM ${EVENTS_TABLE} ${whereSql(where)} ORDER BY ts DESC, rowid DESC LIMIT ${limit}`;
     const rows = await this.read(sql, p);
     return rows.reverse().map((r) => ({
       time: date(r['ts']),
@@ -815,6 +902,10 @@ export class HistoryStore {
       attackerPod: optStr(r['attacker_pod']),
       targetNamespace: optStr(r['target_namespace']),
       targetPod: optStr(r['target_pod']),
+      attackerWorkload: workload(r['attacker_workload_kind'], r['attacker_workload_name']),
+      attackerService: optStr(r['attacker_service']),
+      targetWorkload: workload(r['target_workload_kind'], r['target_workload_name']),
+      targetService: optStr(r['target_service']),
       cpu: num(r['cpu']),
       seq: typeof r['seq'] === 'bigint' ? r['seq'] : BigInt(num(r['seq'])),
     }));
@@ -900,7 +991,7 @@ export class HistoryStore {
     if (this.closed) throw new ClosedError('history store');
   }
 
-  private identify(ip: string): { namespace: string; pod: string } | undefined {
+  private identify(ip: string): FilterIdentity | undefined {
     if (!this.opts.identity) return undefined;
     try {
       return this.opts.identity(ip);
@@ -1285,14 +1376,46 @@ export class HistoryStore {
       const t = str(r['table_name']);
       found.set(t, [...(found.get(t) ?? []), `${str(r['column_name'])} ${str(r['data_type'])}`]);
     }
-    for (const [table, cols] of expectedColumns()) {
+    const current = Number(SCHEMA_VERSION);
+    // The version the store says it is (where it has our meta table): an older one we can migrate is checked against its own columns.
+    let version: unknown;
+    if (found.get(META_TABLE)?.join(',') === expectedColumns().get(META_TABLE)!.join(',')) {
+      version = (await conn.runAndReadAll(`SELECT value FROM ${META_TABLE} WHERE key = 'schema_version'`)).getRowObjectsJS()[0]?.['value'];
+    }
+    const from = typeof version === 'string' && /^\d{1,4}$/.test(version) ? Number(version) : NaN;
+    const migrate = from >= MIGRATES_FROM && from < current;
+    for (const [table, cols] of expectedColumns(migrate ? from : current)) {
       const have = found.get(table);
       if (!have || have.join(',') !== cols.join(',')) {
-        throw new SchemaMismatch(`table ${table} is ${have ? `(${have.join(', ')})` : 'missing'}, not a KubeNetProbe history store of schema ${SCHEMA_VERSION}`);
+        throw new SchemaMismatch(`table ${table} is ${have ? `(${have.join(', ')})` : 'missing'}, not a KubeNetProbe history store of schema ${migrate ? from : current}`);
       }
     }
-    const v = (await conn.runAndReadAll(`SELECT value FROM ${META_TABLE} WHERE key = 'schema_version'`)).getRowObjectsJS()[0];
-    if (str(v?.['value']) !== SCHEMA_VERSION) throw new SchemaMismatch(`schema version ${JSON.stringify(v?.['value'] ?? null)}, this build reads ${SCHEMA_VERSION}`);
+    if (migrate) {
+      await this.migrate(conn, from);
+      return;
+    }
+    if (version !== SCHEMA_VERSION) throw new SchemaMismatch(`schema version ${JSON.stringify(version ?? null)}, this build reads ${SCHEMA_VERSION}`);
+  }
+
+  /**
+   * Takes a store of an older schema (from MIGRATES_FROM) to this one, in one
+   * transaction: the columns added since (null in the rows already there),
+   * then the version. A failure leaves the store as it was, and open() moves
+   * it aside.
+   */
+  private async migrate(conn: DuckDBConnection, from: number): Promise<void> {
+    await conn.run('BEGIN TRANSACTION');
+    try {
+      for (const stmt of migrationStatements(from)) await conn.run(stmt);
+      await conn.run('COMMIT');
+    } catch (err) {
+      await conn.run('ROLLBACK').catch(() => {});
+      throw new Error(`migrating it from schema ${from} to ${SCHEMA_VERSION} failed: ${message(err).split('\n')[0]}`, { cause: err });
+    }
+    this.notice(
+      'migrated',
+      `history: migrated ${this.path} from schema ${from} to ${SCHEMA_VERSION}: rows now keep each end's workload and service (null in the rows written before)`,
+    );
   }
 
   /**

@@ -8,8 +8,16 @@
  */
 import { timestampValue, type DuckDBAppender } from '@duckdb/node-api';
 
-/** Bumped when a column changes; a store with another version is moved aside on open, not misread. */
-export const SCHEMA_VERSION = '2';
+/**
+ * Bumped when a column changes. A store of an older version whose columns
+ * are this version's minus the ones added since (`addedIn`) is migrated on
+ * open: the new columns are added (null in the old rows) and the version
+ * set. Any other store (schema 1, a foreign one, a newer one) is moved aside
+ * on open, not misread.
+ */
+export const SCHEMA_VERSION = '3';
+/** The oldest version open() migrates; older ones are moved aside. */
+export const MIGRATES_FROM = 2;
 
 export const FLOWS_TABLE = 'flows';
 export const EVENTS_TABLE = 'events';
@@ -20,6 +28,8 @@ export interface Column<R> {
   /** The type as information_schema.columns spells it. */
   type: string;
   nullable: boolean;
+  /** The schema version that added it (at the end of the table, nullable, so a migration can add it); absent: there from the start. */
+  addedIn?: number;
   put(a: DuckDBAppender, row: R): void;
 }
 
@@ -45,6 +55,12 @@ export interface FlowRow {
   srcPod: string | undefined;
   dstNamespace: string | undefined;
   dstPod: string | undefined;
+  srcWorkloadKind: string | undefined;
+  srcWorkloadName: string | undefined;
+  srcService: string | undefined;
+  dstWorkloadKind: string | undefined;
+  dstWorkloadName: string | undefined;
+  dstService: string | undefined;
   deltaPackets: number;
   deltaBytes: number;
   packets: number;
@@ -81,6 +97,12 @@ export interface EventRow {
   targetPod: string | undefined;
   cpu: number;
   seq: bigint;
+  attackerWorkloadKind: string | undefined;
+  attackerWorkloadName: string | undefined;
+  attackerService: string | undefined;
+  targetWorkloadKind: string | undefined;
+  targetWorkloadName: string | undefined;
+  targetService: string | undefined;
 }
 
 /** TIMESTAMP holds microseconds; rows carry ms (all a Date has). */
@@ -133,6 +155,13 @@ export const FLOW_COLUMNS: readonly Column<FlowRow>[] = [
   { name: 'packets_per_sec', type: 'DOUBLE', nullable: false, put: (a, r) => a.appendDouble(double(r.packetsPerSec)) },
   { name: 'bytes_per_sec', type: 'DOUBLE', nullable: false, put: (a, r) => a.appendDouble(double(r.bytesPerSec)) },
   { name: 'tcp_flags', type: 'VARCHAR', nullable: false, put: (a, r) => a.appendVarchar(r.tcpFlags) },
+  // Schema 3: each end's workload (kind and name) and service as they were when the record was written.
+  { name: 'src_workload_kind', type: 'VARCHAR', nullable: true, addedIn: 3, put: (a, r) => optVarchar(a, r.srcWorkloadKind) },
+  { name: 'src_workload_name', type: 'VARCHAR', nullable: true, addedIn: 3, put: (a, r) => optVarchar(a, r.srcWorkloadName) },
+  { name: 'src_service', type: 'VARCHAR', nullable: true, addedIn: 3, put: (a, r) => optVarchar(a, r.srcService) },
+  { name: 'dst_workload_kind', type: 'VARCHAR', nullable: true, addedIn: 3, put: (a, r) => optVarchar(a, r.dstWorkloadKind) },
+  { name: 'dst_workload_name', type: 'VARCHAR', nullable: true, addedIn: 3, put: (a, r) => optVarchar(a, r.dstWorkloadName) },
+  { name: 'dst_service', type: 'VARCHAR', nullable: true, addedIn: 3, put: (a, r) => optVarchar(a, r.dstService) },
 ];
 
 export const EVENT_COLUMNS: readonly Column<EventRow>[] = [
@@ -162,6 +191,13 @@ export const EVENT_COLUMNS: readonly Column<EventRow>[] = [
   { name: 'target_pod', type: 'VARCHAR', nullable: true, put: (a, r) => optVarchar(a, r.targetPod) },
   { name: 'cpu', type: 'UINTEGER', nullable: false, put: (a, r) => a.appendUInteger(r.cpu >>> 0) },
   { name: 'seq', type: 'UBIGINT', nullable: false, put: (a, r) => a.appendUBigInt(r.seq) },
+  // Schema 3: each end's workload (kind and name) and service as they were when the event was written.
+  { name: 'attacker_workload_kind', type: 'VARCHAR', nullable: true, addedIn: 3, put: (a, r) => optVarchar(a, r.attackerWorkloadKind) },
+  { name: 'attacker_workload_name', type: 'VARCHAR', nullable: true, addedIn: 3, put: (a, r) => optVarchar(a, r.attackerWorkloadName) },
+  { name: 'attacker_service', type: 'VARCHAR', nullable: true, addedIn: 3, put: (a, r) => optVarchar(a, r.attackerService) },
+  { name: 'target_workload_kind', type: 'VARCHAR', nullable: true, addedIn: 3, put: (a, r) => optVarchar(a, r.targetWorkloadKind) },
+  { name: 'target_workload_name', type: 'VARCHAR', nullable: true, addedIn: 3, put: (a, r) => optVarchar(a, r.targetWorkloadName) },
+  { name: 'target_service', type: 'VARCHAR', nullable: true, addedIn: 3, put: (a, r) => optVarchar(a, r.targetService) },
 ];
 
 function createTable<R>(prefix: string, table: string, cols: readonly Column<R>[]): string {
@@ -182,11 +218,33 @@ export function schemaStatements(prefix = ''): string[] {
   ];
 }
 
-/** What information_schema.columns should say about each table, as "name TYPE" lines. */
-export function expectedColumns(): Map<string, string[]> {
+/**
+ * What information_schema.columns should say about each table, as "name
+ * TYPE" lines: in a store of this version, or of an older one (`version`,
+ * from MIGRATES_FROM), whose tables lack the columns added since.
+ */
+export function expectedColumns(version = Number(SCHEMA_VERSION)): Map<string, string[]> {
+  const at = <R>(cols: readonly Column<R>[]): string[] => cols.filter((c) => (c.addedIn ?? 0) <= version).map((c) => `${c.name} ${c.type}`);
   return new Map([
-    [FLOWS_TABLE, FLOW_COLUMNS.map((c) => `${c.name} ${c.type}`)],
-    [EVENTS_TABLE, EVENT_COLUMNS.map((c) => `${c.name} ${c.type}`)],
+    [FLOWS_TABLE, at(FLOW_COLUMNS)],
+    [EVENTS_TABLE, at(EVENT_COLUMNS)],
     [META_TABLE, ['key VARCHAR', 'value VARCHAR']],
   ]);
+}
+
+/**
+ * The statements that take a store of `from` (MIGRATES_FROM or later) to
+ * this version: each column added since, in the lists' order (new columns
+ * are only ever appended, so the result is the table a new store gets),
+ * then the version. Run in one transaction.
+ */
+export function migrationStatements(from: number): string[] {
+  const out: string[] = [];
+  const add = <R>(table: string, cols: readonly Column<R>[]): void => {
+    for (const c of cols) if ((c.addedIn ?? 0) > from) out.push(`ALTER TABLE ${table} ADD COLUMN ${c.name} ${c.type}`);
+  };
+  add(FLOWS_TABLE, FLOW_COLUMNS);
+  add(EVENTS_TABLE, EVENT_COLUMNS);
+  out.push(`UPDATE ${META_TABLE} SET value = '${SCHEMA_VERSION}' WHERE key = 'schema_version'`);
+  return out;
 }

@@ -37,7 +37,8 @@ export class RingBufferReader {
   private producerPos: BigUint64Array;
   private words: Uint32Array;
   private view: DataView;
-  private poller: { stop(): void; close(): void } | null = null;
+  private poller: ReturnType<typeof koffi.node.poll> | null = null;
+  private resumeTimer: NodeJS.Timeout | null = null;
   private scheduled = false;
   private draining = false;
   private cons: number;
@@ -120,10 +121,19 @@ export class RingBufferReader {
   /**
    * Starts reading whenever the kernel signals data (epoll on the map fd),
    * `budget` records per event-loop turn; the rest waits for the next turn.
+   *
+   * `minWakeIntervalMs` > 0 batches wakeups: after a wakeup the reader drains
+   * at once, then ignores the fd for that long and drains again before it
+   * listens anew. The first record after a quiet spell is still read at once,
+   * but a busy ring wakes the process at most 1000 / minWakeIntervalMs times
+   * a second instead of once per record the reader catches up on (each wakeup
+   * is a context switch, and in the kernel an irq_work). The ring must hold
+   * what arrives meanwhile.
    */
-  start(budget = 65536, onError?: (err: unknown) => void): void {
+  start(budget = 65536, onError?: (err: unknown) => void, options: { minWakeIntervalMs?: number } = {}): void {
     if (this.producerPtr === null) throw new ClosedError(`ring buffer ${this.name}`);
     if (this.poller) return;
+    const hold = options.minWakeIntervalMs ?? 0;
     const turn = (): void => {
       this.scheduled = false;
       if (this.producerPtr === null || !this.poller) return;
@@ -137,18 +147,35 @@ export class RingBufferReader {
         setImmediate(turn);
       }
     };
-    this.poller = koffi.node.poll(this.fd, { readable: true }, () => {
+    const schedule = (): void => {
       if (!this.scheduled) {
         this.scheduled = true;
         setImmediate(turn);
       }
-    });
+    };
+    const onReadable = (): void => {
+      if (hold > 0 && this.poller && !this.resumeTimer) {
+        this.poller.stop();
+        this.resumeTimer = setTimeout(() => {
+          this.resumeTimer = null;
+          if (!this.poller) return;
+          this.poller.start({ readable: true }, onReadable);
+          schedule(); // what came while the fd was ignored
+        }, hold);
+      }
+      schedule();
+    };
+    this.poller = koffi.node.poll(this.fd, { readable: true }, onReadable);
     // Anything already queued before the first wakeup.
     this.scheduled = true;
     setImmediate(turn);
   }
 
   stop(): void {
+    if (this.resumeTimer) {
+      clearTimeout(this.resumeTimer);
+      this.resumeTimer = null;
+    }
     if (this.poller) {
       this.poller.stop();
       this.poller.close();

@@ -6,13 +6,19 @@
  * from them at each scrape (reset, then the current totals): a series whose
  * interface or pod is gone simply isn't set again, so it disappears from
  * /metrics. No label is ever an IP address or a port; pod labels are capped
- * by the budget (PodTraffic).
+ * by the budget (PodTraffic), workload labels by the node's workloads.
+ *
+ * A scrape may carry identity filters (/metrics?namespace=shop&workload=...):
+ * it then returns only the per-pod and per-workload series of the pods that
+ * match, without "other" (it cannot be split), and nothing node-wide.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Agent, AgentStats } from '../agent/agent.js';
 import type { PipelineCycle } from '../agent/flow-pipeline.js';
 import type { OutcomeCounts, SecurityEvent } from '../types.js';
-import { PodTraffic } from './pod-traffic.js';
+import { compileIdentityFilter, type IdentityFilter } from '../agent/flow-filter.js';
+import type { PodIdentity } from '../agent/inventory.js';
+import { PodTraffic, type PodCounts } from './pod-traffic.js';
 
 export interface AgentMetricsOptions {
   /** Pods that get series of their own; the rest are summed under pod="other". */
@@ -23,7 +29,13 @@ const DIRECTION = { 'tc-ingress': 'ingress', 'tc-egress': 'egress' } as const;
 
 export class AgentMetrics {
   readonly registry = new Registry();
+  /** The per-pod and per-workload series alone, for scrapes with identity filters. */
+  private readonly identityRegistry = new Registry();
   private readonly pods: PodTraffic;
+  /** Pod key ("namespace/name") -> identity, as of the last cycle. */
+  private podIds = new Map<string, PodIdentity>();
+  /** The filtered scrape under way: which pods and workloads it keeps. */
+  private keep: { pod(key: string): boolean; workload(key: string): boolean } | undefined;
   private readonly cycleSeconds: Histogram;
   private readonly securityEvents: Counter;
   private readonly onCycle = (c: PipelineCycle): void => this.cycle(c);
@@ -57,6 +69,8 @@ export class AgentMetrics {
     // prom-client calls collect() with the metric as `this`; these read our state.
     const activeFlows = (): number => this.activeFlows;
     const podSeries = () => this.pods.series();
+    const keep = () => this.keep;
+    const identityRegisters = [this.registry, this.identityRegistry];
     new Counter({
       name: `${prefix}packets_total`,
       help: 'IP packets parsed by TC, by interface and direction (frames that are not IP or not whole are in kubenetprobe_packets_unparsed_total)',
@@ -191,23 +205,44 @@ export class AgentMetrics {
         name: `${prefix}${name}`,
         help,
         labelNames: ['namespace', 'pod', 'direction'],
-        registers,
+        registers: identityRegisters,
         collect() {
           this.reset();
           const { pods, other } = podSeries();
-          const set = (namespace: string, pod: string, c: { sentBytes: number; sentPackets: number; receivedBytes: number; receivedPackets: number }): void => {
+          const k = keep();
+          const set = (namespace: string, pod: string, c: PodCounts): void => {
             this.inc({ namespace, pod, direction: 'sent' }, c[`sent${field}`]);
             this.inc({ namespace, pod, direction: 'received' }, c[`received${field}`]);
           };
           for (const [key, c] of pods) {
+            if (k && !k.pod(key)) continue;
             const slash = key.indexOf('/');
             set(key.slice(0, slash), key.slice(slash + 1), c);
           }
-          set('other', 'other', other);
+          if (!k) set('other', 'other', other);
+        },
+      });
+    const workloadCounter = (name: string, help: string, field: 'Bytes' | 'Packets') =>
+      new Counter({
+        name: `${prefix}${name}`,
+        help,
+        labelNames: ['namespace', 'workload_kind', 'workload', 'direction'],
+        registers: identityRegisters,
+        collect() {
+          this.reset();
+          const k = keep();
+          for (const [key, c] of podSeries().workloads) {
+            if (k && !k.workload(key)) continue;
+            const [namespace, kind, workload] = key.split('/') as [string, string, string];
+            this.inc({ namespace, workload_kind: kind, workload, direction: 'sent' }, c[`sent${field}`]);
+            this.inc({ namespace, workload_kind: kind, workload, direction: 'received' }, c[`received${field}`]);
+          }
         },
       });
     podCounter('pod_bytes_total', `Bytes each pod sent and received (IP header and payload); the top ${options.podSeriesBudget} pods by bytes have series of their own, the rest are summed under namespace="other", pod="other"`, 'Bytes');
     podCounter('pod_packets_total', 'Packets each pod sent and received, under the same budget as kubenetprobe_pod_bytes_total', 'Packets');
+    workloadCounter('workload_bytes_total', "Bytes the pods of each workload (Deployment, StatefulSet, DaemonSet, CronJob, Job, or a bare Pod) sent and received, all its pods on this node whatever the pod budget; the series goes with the workload's last pod", 'Bytes');
+    workloadCounter('workload_packets_total', 'Packets, likewise', 'Packets');
 
     agent.on('cycle', this.onCycle);
     agent.on('security', this.onSecurity);
@@ -218,20 +253,47 @@ export class AgentMetrics {
     let live = 0;
     for (let i = 0; i < c.snapshot.count; i++) if (!c.snapshot.removed[i]) live++;
     this.activeFlows = live;
-    const pods: [string, string][] = [];
-    for (const [ip, id] of this.agent.knownPods()) pods.push([ip, `${id.namespace}/${id.pod}`]);
+    const pods: [string, string, string | undefined][] = [];
+    const ids = new Map<string, PodIdentity>();
+    for (const [ip, id] of this.agent.knownPods()) {
+      const key = `${id.namespace}/${id.pod}`;
+      ids.set(key, id);
+      pods.push([ip, key, id.workload ? workloadKey(id) : undefined]);
+    }
+    this.podIds = ids;
     this.pods.setPods(pods);
     // Flows that ended this cycle first: the read no longer has them.
     for (const r of c.records) if (r.reason === 'final') this.pods.ended(r.flow.key, r.flow.packets, r.flow.bytes);
     this.pods.read(c.snapshot);
   }
 
-  /** The text exposition format. */
-  async scrape(): Promise<{ contentType: string; body: string }> {
+  /**
+   * The text exposition format. With identity filters (each must match the
+   * pod; the same filters as flows and events): only the per-pod series of
+   * the pods that match and the per-workload series of the workloads with a
+   * pod that matches.
+   */
+  async scrape(filter?: IdentityFilter): Promise<{ contentType: string; body: string }> {
     this.scraping = undefined;
+    const match = filter ? compileIdentityFilter(filter) : undefined;
+    const registry = match ? this.identityRegistry : this.registry;
+    if (match) {
+      const pods = new Set<string>();
+      const workloads = new Set<string>();
+      for (const [key, id] of this.podIds) {
+        if (!match([id])) continue;
+        pods.add(key);
+        if (id.workload) workloads.add(workloadKey(id));
+      }
+      this.keep = { pod: (k) => pods.has(k), workload: (k) => workloads.has(k) };
+    }
     try {
-      return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+      // prom-client runs every collect() synchronously within this call, before its first await.
+      const body = registry.metrics();
+      this.keep = undefined;
+      return { contentType: registry.contentType, body: await body };
     } finally {
+      this.keep = undefined;
       this.scraping = undefined;
     }
   }
@@ -242,5 +304,10 @@ export class AgentMetrics {
     this.agent.off('cycle', this.onCycle);
     this.agent.off('security', this.onSecurity);
     this.registry.clear();
+    this.identityRegistry.clear();
   }
+}
+
+function workloadKey(id: PodIdentity): string {
+  return `${id.namespace}/${id.workload!.kind}/${id.workload!.name}`;
 }

@@ -87,3 +87,34 @@ test('the budget: the biggest pods get series, the rest are summed under other, 
   assert.deepEqual([...s.pods.keys()].sort(), ['ns/p4', 'ns/p5']);
   assert.ok(s.other.sentBytes >= otherBefore);
 });
+
+test('workloads: each sums all its pods, whatever the budget, never goes down, and goes with its last pod', () => {
+  const t = new PodTraffic(1);
+  const pods: [string, string, string][] = [
+    ['198.18.2.1', 'shop/web-1', 'shop/Deployment/web'],
+    ['198.18.2.2', 'shop/web-2', 'shop/Deployment/web'],
+    ['198.18.2.3', 'shop/db-0', 'shop/StatefulSet/db'],
+  ];
+  t.setPods([...pods, ['198.18.2.9', 'shop/bare', undefined] as [string, string, undefined]]);
+  t.read(view([
+    ['198.18.2.1', '198.18.2.3', 'ingress', 10, 1000],
+    ['198.18.2.2', '198.18.2.3', 'ingress', 3, 300],
+    ['198.18.2.1', '198.18.2.3', 'egress', 10, 1000],
+    ['198.18.2.2', '198.18.2.3', 'egress', 3, 300],
+    ['198.18.2.9', '198.18.2.3', 'ingress', 1, 50],
+  ]));
+  let s = t.series();
+  assert.equal(s.pods.size, 1, 'the pod budget');
+  assert.deepEqual(s.workloads.get('shop/Deployment/web'), { sentBytes: 1300, sentPackets: 13, receivedBytes: 0, receivedPackets: 0 });
+  assert.deepEqual(s.workloads.get('shop/StatefulSet/db'), { sentBytes: 0, sentPackets: 0, receivedBytes: 1300, receivedPackets: 13 });
+  assert.equal(s.workloads.size, 2, 'a pod without a workload adds to none');
+  // web-2 goes: the Deployment keeps what it counted and carries on with web-1.
+  t.setPods([pods[0]!, pods[2]!]);
+  t.read(view([['198.18.2.1', '198.18.2.3', 'ingress', 12, 1200]]));
+  s = t.series();
+  assert.equal(s.workloads.get('shop/Deployment/web')!.sentPackets, 15);
+  // The last pod of the Deployment goes: so does its series.
+  t.setPods([pods[2]!]);
+  t.read(view([]));
+  assert.deepEqual([...t.series().workloads.keys()], ['shop/StatefulSet/db']);
+});

@@ -12,6 +12,10 @@
  * a pod's series counts only what it moved while it had one (a pod promoted
  * later starts from zero), and "other" counts what every pod moved while it
  * had none. A member is replaced only by a pod with 10 % more bytes.
+ *
+ * Workloads: every pod given with a workload also adds what it moved to its
+ * workload's series (all its pods, whatever the budget), so long as the
+ * workload has a pod here; bounded by the node's workloads, not its pods.
  */
 import type { FlowTableView } from '../agent/flow-accounter.js';
 import { encodeAddress } from '../abi/ip.js';
@@ -43,22 +47,35 @@ interface PodState {
 export class PodTraffic {
   private readonly pods = new Map<string, PodState>();
   private readonly other = zero();
+  /** Workload key ("namespace/Kind/name") -> what its pods moved while it was here. */
+  private readonly workloads = new Map<string, PodCounts>();
+  /** Pod key -> its workload key. */
+  private workloadOf = new Map<string, string>();
   private v4 = new Map<number, string>();
   private v6 = new Map<string, string>();
   private byIp = new Map<string, string>();
 
   constructor(private readonly budget: number) {}
 
-  /** Which pod each address belongs to (pod key "namespace/name"); pods not given are forgotten, series and all. */
-  setPods(pods: Iterable<[ip: string, pod: string]>): void {
+  /**
+   * Which pod each address belongs to (pod key "namespace/name"), and its
+   * workload (key "namespace/Kind/name") where known; pods not given are
+   * forgotten, series and all, and so are workloads none of them has.
+   */
+  setPods(pods: Iterable<[ip: string, pod: string, workload?: string]>): void {
     this.v4 = new Map();
     this.v6 = new Map();
     this.byIp = new Map();
+    this.workloadOf = new Map();
     const present = new Set<string>();
-    for (const [ip, pod] of pods) {
+    for (const [ip, pod, workload] of pods) {
       const a = encodeAddress(ip);
       if (!a) continue;
       present.add(pod);
+      if (workload !== undefined) {
+        this.workloadOf.set(pod, workload);
+        if (!this.workloads.has(workload)) this.workloads.set(workload, zero());
+      }
       this.byIp.set(ip, pod);
       // The flow key holds addresses as 4 little-endian words.
       const w = new Uint32Array(a.buffer, a.byteOffset, 4);
@@ -66,6 +83,8 @@ export class PodTraffic {
       else this.v6.set(`${w[0]},${w[1]},${w[2]},${w[3]}`, pod);
     }
     for (const pod of this.pods.keys()) if (!present.has(pod)) this.pods.delete(pod);
+    const kept = new Set(this.workloadOf.values());
+    for (const w of this.workloads.keys()) if (!kept.has(w)) this.workloads.delete(w);
   }
 
   private podAt(w: Uint32Array, at: number): string | undefined {
@@ -131,11 +150,15 @@ export class PodTraffic {
       const t = totals.get(s)!;
       return t.sentBytes + t.receivedBytes;
     });
-    for (const [s, t] of totals) {
+    for (const [pod, s] of this.pods) {
+      const t = totals.get(s)!;
+      const w = this.workloadOf.get(pod);
+      const workload = w === undefined ? undefined : this.workloads.get(w);
       for (const f of FIELDS) {
         const d = Math.max(0, t[f] - s.last[f]);
         if (s.own) s.own[f] += d;
         else this.other[f] += d;
+        if (workload) workload[f] += d;
       }
       s.last = t;
     }
@@ -160,10 +183,12 @@ export class PodTraffic {
     }
   }
 
-  /** Series values: pods with their own, and "other". */
-  series(): { pods: Map<string, PodCounts>; other: PodCounts } {
+  /** Series values: pods with their own, "other", and each workload with a pod here. */
+  series(): { pods: Map<string, PodCounts>; other: PodCounts; workloads: Map<string, PodCounts> } {
     const pods = new Map<string, PodCounts>();
     for (const [pod, s] of this.pods) if (s.own) pods.set(pod, { ...s.own });
-    return { pods, other: { ...this.other } };
+    const workloads = new Map<string, PodCounts>();
+    for (const [w, c] of this.workloads) workloads.set(w, { ...c });
+    return { pods, other: { ...this.other }, workloads };
   }
 }

@@ -150,6 +150,15 @@ export interface EventProcessingOptions {
   budget?: number;
   /** How often kernel drop counters are checked for 'lost' events, in ms. Default 1000. */
   lossCheckIntervalMs?: number;
+  /**
+   * Packet events: after a wakeup, wait this long before listening for the
+   * next one (the ring is drained at once, and again when the wait ends), so
+   * that sampled events at a high packet rate wake the process at most
+   * 1000 / N times a second instead of thousands. Default 50; 0 wakes on every
+   * record. Security events always wake at once. docs/performance.md has the
+   * numbers.
+   */
+  packetWakeIntervalMs?: number;
 }
 
 export interface NetworkMonitorEvents {
@@ -383,10 +392,11 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
       this.emit('error', err instanceof Error ? err : new Error(String(err)));
     };
     try {
+      const packetWake = options.packetWakeIntervalMs ?? 50;
       for (const ring of this.eventRings()) {
         const reader = new RingBufferReader(coll.map(ring.map), ring.handle);
         this.readers.push(reader);
-        reader.start(budget, onError);
+        reader.start(budget, onError, { minWakeIntervalMs: ring.map === MAP.packetEvents ? packetWake : 0 });
       }
     } catch (err) {
       // All or nothing: a later call must be able to try again.

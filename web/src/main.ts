@@ -11,7 +11,7 @@ import { Filters } from './filters';
 import { FlowTable } from './flow-table';
 import { SecurityView } from './security';
 import { SelectionPanel } from './selection';
-import { ServiceMapView, type MapSelection } from './service-map';
+import { AGGREGATE_ABOVE, ServiceMapView, type EdgeMode, type MapSelection } from './service-map';
 import { TrafficCharts } from './charts';
 import { currentTheme, initTheme, setTheme } from './theme';
 import { esc, rate } from './format';
@@ -36,9 +36,26 @@ const selection = new SelectionPanel(document.getElementById('selection')!, () =
   filters.set(q);
   show('flows');
 });
-const mapView = new ServiceMapView(document.getElementById('map')!, (s: MapSelection | undefined) => {
-  mapView.select(s?.kind === 'edge' ? s.edge.id : s?.kind === 'node' ? s.node.id : s?.kind === 'namespace' ? `ns:${s.namespace}` : s?.kind === 'workload' ? `wl:${s.namespace}/${s.workload}` : undefined);
-  selection.set(s);
+const EDGE_MODES: EdgeMode[] = ['auto', 'pods', 'groups'];
+const mapView = new ServiceMapView(
+  document.getElementById('map')!,
+  (s: MapSelection | undefined) => {
+    mapView.select(s?.kind === 'edge' ? s.edge.id : s?.kind === 'node' ? s.node.id : s?.kind === 'namespace' ? `ns:${s.namespace}` : s?.kind === 'workload' ? `wl:${s.namespace}/${s.workload}` : undefined);
+    selection.set(s);
+  },
+  EDGE_MODES.includes(params.get('edges') as EdgeMode) ? (params.get('edges') as EdgeMode) : 'auto',
+);
+// "pod edges" / "edges by workload": switches how a big map draws its edges (kept in the URL as ?edges=pods).
+summary.addEventListener('click', (ev) => {
+  if (!(ev.target as HTMLElement).closest('[data-act="edges"]')) return;
+  const mode: EdgeMode = mapView.aggregated ? 'pods' : 'auto';
+  mapView.setEdgeMode(mode);
+  const p = new URLSearchParams(location.search);
+  if (mode === 'auto') p.delete('edges');
+  else p.set('edges', mode);
+  const qs = p.toString();
+  history.replaceState(null, '', `${location.pathname}${qs ? `?${qs}` : ''}`);
+  if (lastMap) drawSummary(lastMap);
 });
 const flowTable = new FlowTable(() => filters.get(), (e) => filters.error(e.message, e.parameter));
 const charts = new TrafficCharts();
@@ -76,7 +93,21 @@ function setStatus(text: string, bad = false): void {
   status.classList.toggle('bad', bad);
 }
 
+function drawSummary(map: ServiceMap): void {
+  const pods = map.nodes.filter((n) => n.kind === 'pod').length;
+  const alerts = map.edges.filter((e) => e.securityEvents > 0 || e.resets > 0 || e.drops > 0).length;
+  const total = map.edges.reduce((s, e) => s + e.bytesPerSec, 0);
+  const merged = mapView.aggregated
+    ? `<div class="muted">edges merged between workloads or namespaces (${mapView.cy.edges().length} drawn); click a group or a pod for its pods' edges <button type="button" class="ghost small" data-act="edges">draw all pod edges</button></div>`
+    : mapView.edgeMode() === 'pods' && map.edges.length > AGGREGATE_ABOVE
+      ? `<div><button type="button" class="ghost small" data-act="edges">merge edges by workload</button></div>`
+      : '';
+  summary.innerHTML = `<b>${pods}</b> pods · <b>${map.edges.length}</b> edges${map.truncatedEdges ? ` (${map.truncatedEdges} quieter ones left out)` : ''} · ${esc(rate(total))}${alerts ? ` · <span class="tag bad">${alerts} standing out</span>` : ''}${merged}`;
+}
+
 async function refreshMap(): Promise<void> {
+  // Nothing to draw for while the tab is hidden: resumed at once when it is shown again.
+  if (document.hidden && lastMap) return;
   try {
     const map = await getJson<ServiceMap>('/api/v1/service-map', filters.get());
     lastMap = map;
@@ -84,10 +115,7 @@ async function refreshMap(): Promise<void> {
     charts.pushMap(map);
     if (Object.keys(filters.get()).length === 0) for (const n of map.nodes) if (n.namespace) namespaces.add(n.namespace);
     filters.namespaces([...namespaces].sort());
-    const pods = map.nodes.filter((n) => n.kind === 'pod').length;
-    const alerts = map.edges.filter((e) => e.securityEvents > 0 || e.resets > 0 || e.drops > 0).length;
-    const total = map.edges.reduce((s, e) => s + e.bytesPerSec, 0);
-    summary.innerHTML = `<b>${pods}</b> pods · <b>${map.edges.length}</b> edges${map.truncatedEdges ? ` (${map.truncatedEdges} quieter ones left out)` : ''} · ${esc(rate(total))}${alerts ? ` · <span class="tag bad">${alerts} standing out</span>` : ''}`;
+    drawSummary(map);
     setStatus(`live · ${new Date(map.at).toLocaleTimeString([], { hour12: false })}`);
     if (selection.get()) void selection.refresh();
   } catch (err) {
@@ -115,6 +143,9 @@ function every(ms: number, tick: () => Promise<void>): void {
 }
 
 every(REFRESH_MS, refreshMap);
+document.addEventListener('visibilitychange', () => {
+  if (!document.hidden) void refreshMap();
+});
 every(REFRESH_MS, refreshStats);
 every(1000, () => security.refresh());
 every(2000, async () => {

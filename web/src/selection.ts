@@ -11,6 +11,20 @@ import type { MapSelection } from './service-map';
 import type { FlowRow, Identity } from './types';
 
 const nodeIdOf = (id: Identity | null): string => (id ? `pod:${id.namespace}/${id.pod}` : 'world');
+/** A flow end is in a group box of the map's merged edges (`wl:NS/KIND/NAME`, `ns:NS`, `world`; service-map.ts groupIdOf). */
+function inGroup(group: string, id: Identity | null): boolean {
+  if (group === 'world' || !id) return group === 'world' && !id;
+  if (group.startsWith('ns:')) return group === `ns:${id.namespace}`;
+  return id.workload !== undefined && group === `wl:${id.namespace}/${id.workload.kind}/${id.workload.name}`;
+}
+/** `wl:NS/KIND/NAME` or `ns:NS` as filters; the world: none. */
+function groupQuery(group: string): Query {
+  const wl = /^wl:([^/]+)\/(.+)$/.exec(group);
+  if (wl) return { namespace: wl[1], workload: wl[2] };
+  const ns = /^ns:(.+)$/.exec(group);
+  return ns ? { namespace: ns[1] } : {};
+}
+const groupName = (id: string): string => (id === 'world' ? 'world' : id.replace(/^(wl|ns|pod):/, ''));
 
 /** The flows query for a selection, and a test for the rows it returns (an edge: both ends are its nodes). */
 export function selectionQuery(s: MapSelection): { query: Query; keep: (f: FlowRow) => boolean } {
@@ -25,6 +39,13 @@ export function selectionQuery(s: MapSelection): { query: Query; keep: (f: FlowR
       return { query: { pod: `${s.node.namespace}/${s.node.pod}` }, keep: all };
     case 'edge': {
       const e = s.edge;
+      if (e.members) {
+        // Merged pod edges between two groups: the flows of the client group (or, from the world, the server group) between the two.
+        return {
+          query: e.source === 'world' ? groupQuery(e.target) : groupQuery(e.source),
+          keep: (f) => (inGroup(e.source, f.source) && inGroup(e.target, f.destination)) || (inGroup(e.source, f.destination) && inGroup(e.target, f.source)),
+        };
+      }
       const podEnd = s.source?.kind === 'pod' ? s.source : s.target;
       const q: Query = {};
       if (podEnd?.kind === 'pod') q['pod'] = `${podEnd.namespace}/${podEnd.pod}`;
@@ -55,14 +76,14 @@ function title(s: MapSelection): string {
     }
     case 'edge': {
       const e = s.edge;
-      const name = (id: string): string => (id === 'world' ? 'world' : id.replace(/^pod:/, ''));
+      const name = groupName;
       const port = e.port === null ? (e.ports > 1 ? ` (${e.ports} ports)` : '') : `:${e.port}`;
       const marks = [
         e.resets ? `<span class="tag warn">${e.resets} resets</span>` : '',
         e.drops ? `<span class="tag warn">${e.drops} dropped</span>` : '',
         e.securityEvents ? `<span class="tag bad">${e.securityEvents} security (${esc(e.securityTypes.join(', '))})</span>` : '',
       ].join(' ');
-      return `<b>${esc(name(e.source))}</b> → <b>${esc(name(e.target))}${esc(port)}</b> ${esc(e.protocol)}<div>${esc(rate(e.bytesPerSec))} · ${esc(count(e.packetsPerSec))} pkt/s · ${e.connections} connections</div><div>${marks}</div>`;
+      return `<b>${esc(name(e.source))}</b> → <b>${esc(name(e.target))}${esc(port)}</b> ${esc(e.protocol)}<div>${esc(rate(e.bytesPerSec))} · ${esc(count(e.packetsPerSec))} pkt/s · ${e.connections} connections${e.members ? ` · ${e.members} pod edges (click a group for them)` : ''}</div><div>${marks}</div>`;
     }
   }
 }

@@ -4,8 +4,18 @@
  * one edge per client, server, protocol and port, as wide as its bytes per
  * second (log scale). Edges with resets or drops are orange, with security
  * events red. The layout (layout.ts) is recomputed only when the set of
- * nodes changes; otherwise a refresh only updates the edges' data, so the
- * map does not jump and a refresh of 5k edges stays cheap.
+ * nodes changes; otherwise a refresh applies only what changed (edges
+ * added, removed, or whose width step, label or marks changed) in one batch.
+ *
+ * Big maps: every change redraws the whole canvas, and with software
+ * rendering a redraw costs about 0.05 ms per edge drawn (5 000 edges: a
+ * 250–400 ms frame). Above AGGREGATE_ABOVE pod edges the map therefore
+ * draws, by default, one edge per pair of workload boxes (a pod without a
+ * workload: its namespace's box; the world: itself), with the pod edges'
+ * sums and marks, or, if that still leaves more than MERGED_MAX, one per
+ * pair of namespaces; every pod is still drawn. Selecting a pod, a workload or
+ * a namespace draws the pod edges of its group(s) instead; `edges: 'pods'`
+ * (the page's "pod edges" button, `?edges=pods`) draws them all.
  */
 import cytoscape, { type Core, type ElementDefinition, type StylesheetJson } from 'cytoscape';
 import { layoutPods, type LayoutPod } from './layout';
@@ -14,20 +24,99 @@ import type { MapEdge, MapNode, ServiceMap } from './types';
 
 export type MapSelection =
   | { kind: 'node'; node: MapNode }
-  | { kind: 'edge'; edge: MapEdge; source: MapNode | undefined; target: MapNode | undefined }
+  | { kind: 'edge'; edge: DrawnEdge; source: MapNode | undefined; target: MapNode | undefined }
   | { kind: 'namespace'; namespace: string }
   | { kind: 'workload'; namespace: string; workload: string };
 
-/** Above this many edges: no edge labels unless they stand out, straight cheap edges, and edges hidden while panning. */
+/** An edge as drawn: a pod edge, or (`members` > 0) the sum of the pod edges between two groups, whose ends are group ids (`wl:NS/KIND/NAME`, `ns:NS`, `world`). */
+export type DrawnEdge = MapEdge & { members?: number };
+
+/** How edges are drawn: between pods, between groups when there are more than AGGREGATE_ABOVE (auto), or always between groups. */
+export type EdgeMode = 'auto' | 'pods' | 'groups';
+
+/** Above this many drawn edges: no edge labels unless they stand out, straight cheap edges, and edges hidden while panning. */
 const LARGE = 1200;
+/** Above this many pod edges (mode auto): edges between groups. */
+export const AGGREGATE_ABOVE = 1200;
+/** Merged per workload, more edges than this: merged per namespace. */
+export const MERGED_MAX = 500;
+/** Width steps: 8 (1 to 8 px), so a refresh restyles only edges whose width changes by a pixel. */
+const WIDTH_STEPS = 7;
 
 function groupOf(n: MapNode): string {
   return n.workload ? `${n.workload.kind}/${n.workload.name}` : '';
 }
 
-function edgeLabel(e: MapEdge): string {
+/** How far edges are merged: per workload box, or per namespace box. */
+export type MergeLevel = 'workload' | 'namespace';
+
+/** The box a node's edges are merged into: its workload's (at that level), else its namespace's; the world is its own. */
+export function groupIdOf(n: MapNode | undefined, fallback: string, level: MergeLevel = 'workload'): string {
+  if (!n || n.kind !== 'pod' || n.namespace === null) return fallback;
+  return n.workload && level === 'workload' ? `wl:${n.namespace}/${groupOf(n)}` : `ns:${n.namespace}`;
+}
+
+function edgeLabel(e: DrawnEdge): string {
   if (e.port === null) return e.ports > 1 ? `${e.protocol} ×${e.ports} ports` : e.protocol;
   return `${e.protocol}/${e.port}`;
+}
+
+const SEVERITY_RANK = ['info', 'low', 'medium', 'high', 'critical'];
+
+/**
+ * The edges to draw: pod edges where either end's workload or namespace is
+ * in `open` (group ids), the others merged per (source group, target group)
+ * at `level`.
+ */
+export function aggregateEdges(map: ServiceMap, open: ReadonlySet<string>, level: MergeLevel = 'workload'): DrawnEdge[] {
+  const nodes = new Map(map.nodes.map((n) => [n.id, n]));
+  const out: DrawnEdge[] = [];
+  const groups = new Map<string, { e: DrawnEdge; protocols: Set<string>; ports: Set<number>; merged: number; types: Set<string> }>();
+  for (const e of map.edges) {
+    const sn = nodes.get(e.source);
+    const tn = nodes.get(e.target);
+    const sg = groupIdOf(sn, e.source, level);
+    const tg = groupIdOf(tn, e.target, level);
+    if (open.size > 0 && (open.has(groupIdOf(sn, e.source)) || open.has(groupIdOf(tn, e.target)) || open.has(groupIdOf(sn, e.source, 'namespace')) || open.has(groupIdOf(tn, e.target, 'namespace')))) {
+      out.push(e);
+      continue;
+    }
+    const id = `grp:${sg}>${tg}`;
+    const g = groups.get(id);
+    if (!g) {
+      groups.set(id, {
+        e: { ...e, id, source: sg, target: tg, securityTypes: [], members: 1 },
+        protocols: new Set([e.protocol]),
+        ports: new Set(e.port === null ? [] : [e.port]),
+        merged: e.port === null ? e.ports : 0,
+        types: new Set(e.securityTypes),
+      });
+      continue;
+    }
+    const a = g.e;
+    g.protocols.add(e.protocol);
+    if (e.port === null) g.merged += e.ports;
+    else g.ports.add(e.port);
+    for (const t of e.securityTypes) g.types.add(t);
+    a.members = (a.members ?? 0) + 1;
+    a.bytesPerSec += e.bytesPerSec;
+    a.packetsPerSec += e.packetsPerSec;
+    a.bytes += e.bytes;
+    a.packets += e.packets;
+    a.connections += e.connections;
+    a.resets += e.resets;
+    a.drops += e.drops;
+    a.securityEvents += e.securityEvents;
+    if (e.severity !== null && (a.severity === null || SEVERITY_RANK.indexOf(e.severity) > SEVERITY_RANK.indexOf(a.severity))) a.severity = e.severity;
+  }
+  for (const { e, protocols, ports, merged, types } of groups.values()) {
+    e.protocol = [...protocols].sort().join('+');
+    e.port = ports.size === 1 && merged === 0 ? e.port : null;
+    e.ports = ports.size + merged;
+    e.securityTypes = [...types].sort();
+    out.push(e);
+  }
+  return out;
 }
 
 export class ServiceMapView {
@@ -37,7 +126,16 @@ export class ServiceMapView {
   private fitNext = true;
   private userMoved = false;
   private nodes = new Map<string, MapNode>();
-  private edges = new Map<string, MapEdge>();
+  /** The edges drawn now, by id (pod edges, or merged ones). */
+  private edges = new Map<string, DrawnEdge>();
+  private map: ServiceMap | undefined;
+  /** The groups whose pod edges are drawn while edges are merged (the selection's). */
+  private open = new Set<string>();
+  /** The bytes per second drawn widest; moves only when the busiest edge leaves [max/2, max], so noise does not restyle every edge. */
+  private scaleMax = 0;
+  private mode: EdgeMode;
+  /** Edges are merged between groups now. */
+  aggregated = false;
   renders = 0;
   /** ms from navigation start to the first map from the agent drawn (an empty one too). */
   firstRenderMs: number | undefined;
@@ -45,7 +143,9 @@ export class ServiceMapView {
   constructor(
     container: HTMLElement,
     private readonly onSelect: (s: MapSelection | undefined) => void,
+    mode: EdgeMode = 'auto',
   ) {
+    this.mode = mode;
     this.cy = cytoscape({
       container,
       elements: [],
@@ -60,10 +160,15 @@ export class ServiceMapView {
     this.cy.on('tap', 'node', (ev) => {
       const n = ev.target as cytoscape.NodeSingular;
       const kind = n.data('kind') as string;
-      if (kind === 'namespace') this.onSelect({ kind: 'namespace', namespace: n.data('namespace') as string });
-      else if (kind === 'workload') this.onSelect({ kind: 'workload', namespace: n.data('namespace') as string, workload: n.data('workload') as string });
-      else {
+      if (kind === 'namespace') {
+        this.openGroups([n.id()]);
+        this.onSelect({ kind: 'namespace', namespace: n.data('namespace') as string });
+      } else if (kind === 'workload') {
+        this.openGroups([n.id()]);
+        this.onSelect({ kind: 'workload', namespace: n.data('namespace') as string, workload: n.data('workload') as string });
+      } else {
         const node = this.nodes.get(n.id());
+        this.openGroups(node?.kind === 'pod' ? [groupIdOf(node, node.id)] : []);
         if (node) this.onSelect({ kind: 'node', node });
       }
     });
@@ -72,7 +177,10 @@ export class ServiceMapView {
       if (e) this.onSelect({ kind: 'edge', edge: e, source: this.nodes.get(e.source), target: this.nodes.get(e.target) });
     });
     this.cy.on('tap', (ev) => {
-      if (ev.target === this.cy) this.onSelect(undefined);
+      if (ev.target === this.cy) {
+        this.openGroups([]);
+        this.onSelect(undefined);
+      }
     });
     onTheme(() => this.cy.style(this.style()));
     // Until the user pans or zooms, every new set of nodes is fitted to the screen.
@@ -85,47 +193,91 @@ export class ServiceMapView {
     this.userMoved = false;
   }
 
+  edgeMode(): EdgeMode {
+    return this.mode;
+  }
+
+  /** Draws edges between pods, or merges them between groups (always, or above AGGREGATE_ABOVE). */
+  setEdgeMode(mode: EdgeMode): void {
+    if (mode === this.mode) return;
+    this.mode = mode;
+    if (this.map) this.update(this.map);
+  }
+
+  /** Draws the pod edges of these groups while edges are merged. */
+  private openGroups(ids: string[]): void {
+    const same = ids.length === this.open.size && ids.every((id) => this.open.has(id));
+    if (same) return;
+    this.open = new Set(ids);
+    if (this.aggregated && this.map) this.update(this.map);
+  }
+
   update(map: ServiceMap): void {
+    this.map = map;
     this.nodes = new Map(map.nodes.map((n) => [n.id, n]));
-    this.edges = new Map(map.edges.map((e) => [e.id, e]));
+    const aggregated = this.mode === 'groups' || (this.mode === 'auto' && map.edges.length > AGGREGATE_ABOVE);
+    this.aggregated = aggregated;
+    let drawn: DrawnEdge[] = map.edges;
+    if (aggregated) {
+      // Per workload; where that leaves too many (many small workloads), per namespace.
+      drawn = aggregateEdges(map, this.open, 'workload');
+      if (drawn.length > MERGED_MAX) drawn = aggregateEdges(map, this.open, 'namespace');
+    }
+    this.edges = new Map(drawn.map((e) => [e.id, e]));
     const key = map.nodes
       .map((n) => n.id)
       .sort()
       .join('\n');
-    const large = map.edges.length > LARGE;
-    const maxBps = Math.max(1, ...map.edges.map((e) => e.bytesPerSec));
-    const edgeData = (e: MapEdge): Record<string, unknown> => ({
+    const large = aggregated || drawn.length > LARGE;
+    let maxBps = 1;
+    for (const e of drawn) if (e.bytesPerSec > maxBps) maxBps = e.bytesPerSec;
+    if (key !== this.nodeKey || maxBps > this.scaleMax || maxBps < this.scaleMax / 2) this.scaleMax = maxBps;
+    const logMax = Math.log10(1 + this.scaleMax);
+    const rawWidth = (e: DrawnEdge): number => (WIDTH_STEPS * Math.log10(1 + e.bytesPerSec)) / logMax;
+    const edgeData = (e: DrawnEdge): Record<string, unknown> => ({
       id: e.id,
       source: e.source,
       target: e.target,
       label: edgeLabel(e),
-      // In steps of 1/20: a refresh restyles only the edges whose width visibly changes.
-      w: Math.round((20 * Math.log10(1 + e.bytesPerSec)) / Math.log10(1 + maxBps)) / 20,
+      // In steps of a pixel: a refresh restyles only the edges whose width visibly changes.
+      w: Math.min(WIDTH_STEPS, Math.round(rawWidth(e))) / WIDTH_STEPS,
     });
-    const edgeClasses = (e: MapEdge): string[] => [...(e.securityEvents > 0 ? ['sec'] : e.resets > 0 || e.drops > 0 ? ['warn'] : []), ...(large ? ['large'] : [])];
-    if (key !== this.nodeKey || large !== this.large) {
+    const edgeClasses = (e: DrawnEdge): string[] => [...(e.securityEvents > 0 ? ['sec'] : e.resets > 0 || e.drops > 0 ? ['warn'] : []), ...(large ? ['large'] : []), ...(e.members ? ['merged'] : [])];
+    if (key !== this.nodeKey) {
       this.nodeKey = key;
-      this.large = large;
       if (!this.userMoved) this.fitNext = true;
-      this.rebuild(map, edgeData, edgeClasses);
+      this.rebuild(map, drawn, edgeData, edgeClasses);
     } else {
       this.cy.batch(() => {
-        const seen = new Set<string>();
-        for (const e of map.edges) {
-          seen.add(e.id);
+        for (const e of drawn) {
           const el = this.cy.getElementById(e.id);
           if (el.nonempty()) {
             const d = edgeData(e);
-            if (el.data('w') !== d['w'] || el.data('label') !== d['label']) el.data(d);
+            // Hysteresis: a width moves by a step only once the rate is most of a step away, so noise does not redraw the map.
+            const w = el.data('w') as number;
+            if (w !== d['w'] && Math.abs(rawWidth(e) - w * WIDTH_STEPS) < 0.8) d['w'] = w;
+            if (w !== d['w'] || el.data('label') !== d['label']) el.data({ w: d['w'], label: d['label'] });
+            // The selection's mark stays.
             const cls = edgeClasses(e);
-            if (cls.join(' ') !== el.classes().join(' ')) el.classes(cls);
-          } else this.cy.add({ group: 'edges', data: edgeData(e), classes: edgeClasses(e) });
+            const now = el.classes().filter((c) => c !== 'picked');
+            if (cls.join(' ') !== now.join(' ')) el.classes(el.hasClass('picked') ? [...cls, 'picked'] : cls);
+          } else if (this.cy.getElementById(e.source).nonempty() && this.cy.getElementById(e.target).nonempty()) this.cy.add({ group: 'edges', data: edgeData(e), classes: edgeClasses(e) });
         }
         this.cy.edges().forEach((el) => {
-          if (!seen.has(el.id())) el.remove();
+          if (!this.edges.has(el.id())) el.remove();
         });
-        for (const n of map.nodes) this.cy.getElementById(n.id).toggleClass('alert', n.alert);
+        for (const n of map.nodes) {
+          const el = this.cy.getElementById(n.id);
+          if (el.hasClass('alert') !== n.alert) el.toggleClass('alert', n.alert);
+        }
       });
+    }
+    if (large !== this.large) {
+      this.large = large;
+      // The big-graph settings are the renderer's options, read on each draw.
+      const r = (this.cy as unknown as { renderer: () => Record<string, unknown> }).renderer();
+      r['hideEdgesOnViewport'] = large;
+      r['textureOnViewport'] = large;
     }
     this.renders++;
     if (this.renders === 1) {
@@ -139,7 +291,7 @@ export class ServiceMapView {
     }
   }
 
-  private rebuild(map: ServiceMap, edgeData: (e: MapEdge) => Record<string, unknown>, edgeClasses: (e: MapEdge) => string[]): void {
+  private rebuild(map: ServiceMap, drawn: readonly DrawnEdge[], edgeData: (e: DrawnEdge) => Record<string, unknown>, edgeClasses: (e: DrawnEdge) => string[]): void {
     const pods: LayoutPod[] = [];
     const extra: string[] = [];
     const els: ElementDefinition[] = [];
@@ -174,16 +326,15 @@ export class ServiceMapView {
         classes: [n.kind, ...(n.alert ? ['alert'] : [])],
       });
     }
-    for (const e of map.edges) els.push({ group: 'edges', data: edgeData(e), classes: edgeClasses(e) });
+    // A group that is gone (an open one whose pods left) merges again.
+    for (const id of this.open) if (!parents.has(id)) this.open.delete(id);
+    const known = (id: string): boolean => parents.has(id) || this.nodes.has(id);
+    for (const e of drawn) if (known(e.source) && known(e.target)) els.push({ group: 'edges', data: edgeData(e), classes: edgeClasses(e) });
     const cy = this.cy;
     cy.batch(() => {
       cy.elements().remove();
       cy.add(els);
     });
-    // The big-graph settings are the renderer's options, read on each draw.
-    const r = cy as unknown as { renderer: () => Record<string, unknown> };
-    r.renderer()['hideEdgesOnViewport'] = this.large;
-    r.renderer()['textureOnViewport'] = this.large;
     this.fitIfPending();
   }
 
@@ -253,6 +404,7 @@ export class ServiceMapView {
         },
       },
       { selector: 'edge.large', style: { 'curve-style': 'haystack', 'haystack-radius': 0, label: '', opacity: 0.35 } },
+      { selector: 'edge.merged', style: { opacity: 0.5, 'z-compound-depth': 'top' } },
       { selector: 'edge.warn', style: { 'line-color': warn, 'target-arrow-color': warn, opacity: 0.95, label: 'data(label)' } },
       { selector: 'edge.sec', style: { 'line-color': bad, 'target-arrow-color': bad, opacity: 1, 'line-style': 'dashed', label: 'data(label)', 'z-index': 10 } },
       { selector: '.picked', style: { 'overlay-color': pick, 'overlay-opacity': 0.25, 'overlay-padding': 4 } },

@@ -1,0 +1,913 @@
+/**
+ * What KubeNetProbe costs a node, end to end (issue 8): a node built from
+ * namespaces (a client pod, a server pod and N idle pods, each on a veth whose
+ * host end is a bridge port, as test/helpers/testnet.ts and the demo lay them
+ * out), five workloads between client and server, each run alternately
+ * without the agent (A, baseline) and with the full agent attached (B), as
+ * `kubenetprobe agent -i GLOB` started through the CLI like a user would, a
+ * fresh agent for every B run. A and B alternate in pairs whose order rotates
+ * (A B, B A, ...); ratios are taken per pair and summarised as median [min–max].
+ *
+ *   node dist/bench/overhead.js [--quick] [--pairs N] [--seconds S] [--pods N]
+ *        [--workloads tcp,udp,rr,churn,flood] [--xdp auto|off|generic|native]
+ *        [--sample-rate N] [--bpf-stats] [--tag NAME]
+ *
+ * Defaults: 10 pairs of 3 s per workload, 4 idle pods (about 7 minutes); --quick: 2 pairs of 1 s (about 40 s).
+ * (bench/overhead.sh builds first, installs iperf3 if missing, then runs this.)
+ *
+ * Workloads, each bounded by --seconds:
+ *   tcp    iperf3, one TCP stream: throughput
+ *   udp    64-byte UDP datagrams from two senders (one per CPU; tools/loadgen.c, sendmmsg): datagrams/s the server's socket received
+ *   rr     TCP request/response, 64 bytes each way, one connection: latency p50 and p99
+ *   churn  short TCP connections (16 at a time: connect, 1 byte each way, close): connections/s
+ *   flood  raw UDP frames, each with its own 5-tuple: first fills the agent's flow table to just below
+ *          its capacity (coverage must stay 100 %), then floods on past it for --seconds (frames/s, and
+ *          every failed insert must be counted)
+ * Alongside, for every B run: the agent's CPU (utime + stime of the agent process, /proc/PID/stat,
+ * over the workload), its peak RSS (VmHWM), events lost, failed flow-table inserts and coverage
+ * (its /api/v1/stats).
+ *
+ * Output: a markdown table on stdout and in build/bench/overhead.md; JSON in build/bench/overhead.json
+ * (the BenchResult shape of bench/common.ts, plus every run's raw figures).
+ */
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, release, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { TestNet, type Pod } from '../test/helpers/testnet.js';
+import { benchDir, fmt, log, nowNs, pairedRatios, rotate, summarize, writeResult, type BenchResult, type ResultRow, type Summary } from './common.js';
+import { freePort } from '../test/helpers/free-port.js';
+
+// ---- Options ------------------------------------------------------------------
+
+const WORKLOADS = ['tcp', 'udp', 'rr', 'churn', 'flood'] as const;
+type Workload = (typeof WORKLOADS)[number];
+
+interface Options {
+  quick: boolean;
+  pairs: number;
+  seconds: number;
+  pods: number;
+  workloads: Workload[];
+  xdp: string | undefined;
+  sampleRate: number | undefined;
+  bpfStats: boolean;
+  tag: string;
+}
+
+function usage(msg: string): never {
+  process.stderr.write(`overhead: ${msg}\nusage: node dist/bench/overhead.js [--quick] [--pairs N] [--seconds S] [--pods N] [--workloads ${WORKLOADS.join(',')}] [--xdp auto|off|generic|native] [--sample-rate N] [--bpf-stats] [--tag NAME]\n`);
+  process.exit(2);
+}
+
+function parseOptions(argv: string[]): Options {
+  const o: Options = { quick: false, pairs: 10, seconds: 3, pods: 4, workloads: [...WORKLOADS], xdp: undefined, sampleRate: undefined, bpfStats: false, tag: 'overhead' };
+  let pairsSet = false;
+  let secondsSet = false;
+  const num = (flag: string, v: string | undefined, min: number): number => {
+    const n = Number(v);
+    if (v === undefined || !Number.isFinite(n) || n < min) usage(`${flag} needs a number >= ${min}`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--quick') o.quick = true;
+    else if (a === '--pairs') {
+      o.pairs = Math.floor(num(a, argv[++i], 1));
+      pairsSet = true;
+    } else if (a === '--seconds') {
+      o.seconds = Math.floor(num(a, argv[++i], 1));
+      secondsSet = true;
+    }
+    else if (a === '--pods') o.pods = Math.floor(num(a, argv[++i], 0));
+    else if (a === '--sample-rate') o.sampleRate = Math.floor(num(a, argv[++i], 0));
+    else if (a === '--xdp') {
+      const v = argv[++i];
+      if (!v || !['auto', 'off', 'generic', 'native'].includes(v)) usage('--xdp takes auto, off, generic or native');
+      o.xdp = v;
+    } else if (a === '--workloads') {
+      const list = (argv[++i] ?? '').split(',').filter(Boolean);
+      for (const w of list) if (!(WORKLOADS as readonly string[]).includes(w)) usage(`unknown workload ${w}`);
+      if (!list.length) usage('--workloads needs a list');
+      o.workloads = list as Workload[];
+    } else if (a === '--bpf-stats') o.bpfStats = true;
+    else if (a === '--tag') o.tag = /^[a-z0-9-]+$/.test(argv[i + 1] ?? '') ? argv[++i]! : usage('--tag takes [a-z0-9-]+');
+    else if (a === '--help' || a === '-h') usage('help');
+    else usage(`unknown argument ${a}`);
+  }
+  if (o.quick) {
+    if (!pairsSet) o.pairs = 2;
+    if (!secondsSet) o.seconds = 1;
+  }
+  return o;
+}
+
+// ---- Processes ----------------------------------------------------------------
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
+const LOADGEN_SRC = join(ROOT, 'tools', 'loadgen.c');
+const LOADGEN = join(benchDir(), 'loadgen');
+
+/** Every process this run started, killed on any exit. */
+const children = new Set<ChildProcess>();
+function killAll(): void {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+}
+process.on('exit', killAll);
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  // testnet.ts also listens: it removes the namespaces and links, then exits.
+  process.prependListener(sig, killAll);
+}
+
+function run(cmd: string, args: string[], timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(cmd, args, { encoding: 'utf8', timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+      children.delete(child);
+      if (err) reject(new Error(`${cmd} ${args.join(' ')}: ${err.message}\n${stderr}`));
+      else resolve(stdout);
+    });
+    children.add(child);
+  });
+}
+
+function inNs(pod: Pod, cmd: string, args: string[], timeoutMs: number): Promise<string> {
+  return run('ip', ['netns', 'exec', pod.netns, cmd, ...args], timeoutMs);
+}
+
+/** Starts a long-running helper in a pod; resolves once it prints `readyText` (or at once when null). */
+async function startIn(pod: Pod, cmd: string, args: string[], readyText: string | null): Promise<{ child: ChildProcess; output: () => string }> {
+  const child = spawn('ip', ['netns', 'exec', pod.netns, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  child.on('exit', () => children.delete(child));
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  if (readyText !== null) {
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`${cmd} ${args.join(' ')}: not ready after 10 s: ${err}`)), 10_000);
+      const check = (): void => {
+        if (out.includes(readyText)) {
+          clearTimeout(t);
+          resolve();
+        }
+      };
+      child.stdout!.on('data', check);
+      child.once('exit', (code) => {
+        clearTimeout(t);
+        reject(new Error(`${cmd} ${args.join(' ')} exited ${code} before it was ready: ${err}`));
+      });
+      check();
+    });
+  }
+  return { child, output: () => out };
+}
+
+async function stop(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM', graceMs = 5000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill(signal);
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function buildLoadgen(): void {
+  if (existsSync(LOADGEN) && statSync(LOADGEN).mtimeMs > statSync(LOADGEN_SRC).mtimeMs) return;
+  const cc = ['cc', 'gcc', 'clang'].find((c) => {
+    try {
+      execFileSync('which', [c], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  if (!cc) throw new Error('no C compiler (cc, gcc or clang) to build tools/loadgen.c');
+  execFileSync(cc, ['-O2', '-Wall', '-o', `${LOADGEN}.tmp`, LOADGEN_SRC], { stdio: ['ignore', 'pipe', 'pipe'] });
+  execFileSync('mv', [`${LOADGEN}.tmp`, LOADGEN]);
+}
+
+
+// ---- /proc and /sys -----------------------------------------------------------
+
+const CLK_TCK = 100; // USER_HZ on Linux: /proc/PID/stat counts in 1/100 s
+
+function procCpu(pid: number): { user: number; system: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields from 3 (state) on
+  return { user: Number(f[11]) / CLK_TCK, system: Number(f[12]) / CLK_TCK };
+}
+
+function procStatus(pid: number, field: 'VmHWM' | 'VmRSS'): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/** Busy and total jiffies over all CPUs (/proc/stat). */
+function systemCpu(): { busy: number; total: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  const total = v.reduce((a, b) => a + b, 0);
+  const idle = (v[3] ?? 0) + (v[4] ?? 0);
+  return { busy: total - idle, total };
+}
+
+function ifStat(ifname: string, stat: string): number {
+  return Number(readFileSync(`/sys/class/net/${ifname}/statistics/${stat}`, 'utf8').trim());
+}
+
+// ---- The agent ----------------------------------------------------------------
+
+interface AgentStatsView {
+  interfaces: { name: string; attached: boolean; hooks: string[]; notes: string[] }[];
+  flowTable: { entries: number; capacity: number; insertFailed: number };
+  lost: { packetEvents: number; securityEvents: number; securityGaps: number; consumer: number };
+  coverage: { seen: number; attributed: number; ratio: number };
+  pipeline: { cycles: number; lastCycleMs?: number };
+  security: { sent: number };
+}
+
+class AgentProcess {
+  private constructor(
+    readonly child: ChildProcess,
+    readonly url: string,
+    readonly startMs: number,
+    private readonly log: () => string,
+  ) {}
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  /** `kubenetprobe agent -i GLOB --listen ...`, as a user starts it; resolves once every expected interface is attached. */
+  static async start(glob: string, expect: number, opts: Options): Promise<AgentProcess> {
+    const port = await freePort();
+    const args = [CLI, 'agent', '-i', glob, '--listen', `127.0.0.1:${port}`];
+    if (opts.xdp) args.push('--xdp', opts.xdp);
+    if (opts.sampleRate !== undefined) args.push('--packet-sample-rate', String(opts.sampleRate));
+    const t0 = nowNs();
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(child);
+    child.on('exit', () => children.delete(child));
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    const agent = new AgentProcess(child, `http://127.0.0.1:${port}`, 0, () => out);
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`the agent exited ${child.exitCode} while starting:\n${out}`);
+      if (Date.now() > deadline) {
+        await stop(child, 'SIGKILL');
+        throw new Error(`the agent did not attach to ${expect} interfaces within 30 s:\n${out}`);
+      }
+      if (out.includes('API at')) {
+        const st = await agent.stats().catch(() => undefined);
+        if (st && st.interfaces.filter((i) => i.attached).length >= expect) break;
+      }
+      await sleep(50);
+    }
+    return new AgentProcess(child, agent.url, (nowNs() - t0) / 1e6, () => out);
+  }
+
+  async stats(): Promise<AgentStatsView> {
+    const res = await fetch(`${this.url}/api/v1/stats`, { signal: AbortSignal.timeout(10_000) });
+    if (!res.ok) throw new Error(`GET /api/v1/stats: ${res.status}`);
+    return (await res.json()) as AgentStatsView;
+  }
+
+  cpu(): { user: number; system: number } {
+    return procCpu(this.pid);
+  }
+
+  peakRssMb(): number {
+    return procStatus(this.pid, 'VmHWM');
+  }
+
+  async stop(): Promise<void> {
+    await stop(this.child, 'SIGTERM', 10_000);
+  }
+
+  output(): string {
+    return this.log();
+  }
+}
+
+// ---- The node -----------------------------------------------------------------
+
+interface Node {
+  net: TestNet;
+  client: Pod;
+  server: Pod;
+  glob: string;
+  interfaces: number;
+  serverMac: string;
+  clientMac: string;
+  /** A destination no pod owns: the flood's frames reach the server pod, which drops them without a reply. */
+  floodDst: string;
+}
+
+const PORT = { iperf: 5201, udp: 9000, rr: 7000, churn: 7001 };
+
+async function buildNode(pods: number): Promise<Node> {
+  const net = TestNet.create(2 + pods, { ipv6: false });
+  const client = net.pod('a');
+  const server = net.pod('b');
+  // Connection churn makes tens of thousands of connections a minute: every local port, and TIME_WAIT reused.
+  net.exec(client, 'sysctl', ['-qw', 'net.ipv4.ip_local_port_range=1024 65535', 'net.ipv4.tcp_tw_reuse=1']);
+  // Every pod talks once, so the bridge knows every MAC (the flood must not be flooded to all ports).
+  for (const p of net.pods) if (p !== server) net.exec(p, 'ping', ['-c', '1', '-W', '2', server.ipv4]);
+  const sub = server.ipv4.split('.')[2];
+  return {
+    net,
+    client,
+    server,
+    glob: `kv${net.id}*`,
+    interfaces: net.pods.length,
+    serverMac: net.mac(server),
+    clientMac: net.mac(client),
+    floodDst: `198.19.${sub}.1`,
+  };
+}
+
+// ---- Workloads ----------------------------------------------------------------
+
+/** One run's figures: named values, and anything else worth keeping. */
+interface RunResult {
+  values: Record<string, number>;
+  detail?: Record<string, unknown>;
+  checks?: { what: string; ok: boolean; detail: string }[];
+}
+
+interface RunContext {
+  node: Node;
+  seconds: number;
+  agent: AgentProcess | undefined;
+  capacity: number;
+}
+
+interface WorkloadDef {
+  name: Workload;
+  title: string;
+  /** Values with the unit, and whether higher is better. */
+  metrics: { key: string; label: string; unit: string; higherIsBetter: boolean; goal?: { text: string; pass: (ratio: number) => boolean } }[];
+  setup?: (node: Node) => Promise<void>;
+  run: (ctx: RunContext) => Promise<RunResult>;
+}
+
+function field(out: string, name: string): number {
+  const m = new RegExp(`\\b${name} ([0-9.]+)`).exec(out);
+  if (!m) throw new Error(`no "${name}" in: ${out}`);
+  return Number(m[1]);
+}
+
+const WORKLOAD_DEFS: WorkloadDef[] = [
+  {
+    name: 'tcp',
+    title: 'TCP bulk throughput (iperf3, one stream)',
+    metrics: [{ key: 'gbps', label: 'throughput', unit: 'Gbit/s', higherIsBetter: true, goal: { text: '≥ 0.97× baseline', pass: (r) => r >= 0.97 } }],
+    setup: async (node) => {
+      await startIn(node.server, 'iperf3', ['-s', '-p', String(PORT.iperf)], null);
+      // iperf3 prints its banner only to a terminal: wait until the port answers instead.
+      for (let i = 0; i < 100; i++) {
+        const ss = await inNs(node.server, 'ss', ['-Hltn', `sport = :${PORT.iperf}`], 5000);
+        if (ss.trim()) return;
+        await sleep(50);
+      }
+      throw new Error('iperf3 server did not start');
+    },
+    run: async ({ node, seconds }) => {
+      const out = await inNs(node.client, 'iperf3', ['-c', node.server.ipv4, '-p', String(PORT.iperf), '-t', String(seconds), '-J'], (seconds + 20) * 1000);
+      const j = JSON.parse(out) as { end: { sum_received: { bits_per_second: number }; sum_sent: { retransmits?: number } } };
+      return { values: { gbps: j.end.sum_received.bits_per_second / 1e9 }, detail: { retransmits: j.end.sum_sent.retransmits } };
+    },
+  },
+  {
+    name: 'udp',
+    title: 'UDP 64-byte datagrams, two senders (small-packet rate)',
+    metrics: [{ key: 'kpps', label: 'datagrams received', unit: 'k/s', higherIsBetter: true, goal: { text: '≥ 0.95× baseline', pass: (r) => r >= 0.95 } }],
+    run: async ({ node, seconds }) => {
+      const sink = await startIn(node.server, LOADGEN, ['udp-sink', String(PORT.udp)], 'ready');
+      const blast = (): Promise<string> => inNs(node.client, LOADGEN, ['udp-blast', node.server.ipv4, String(PORT.udp), String(seconds), '64'], (seconds + 20) * 1000);
+      const outs = await Promise.all([blast(), blast()]);
+      await sleep(200);
+      await stop(sink.child);
+      const received = field(sink.output(), 'received');
+      const sent = outs.reduce((a, o) => a + field(o, 'sent'), 0);
+      const secs = Math.max(...outs.map((o) => field(o, 'seconds')));
+      return { values: { kpps: received / secs / 1000 }, detail: { sent, received, seconds: secs, sentKpps: sent / secs / 1000 } };
+    },
+  },
+  {
+    name: 'rr',
+    title: 'TCP request/response, 64 B each way, one connection (latency)',
+    metrics: [
+      { key: 'p50', label: 'p50 latency', unit: 'µs', higherIsBetter: false },
+      { key: 'p99', label: 'p99 latency', unit: 'µs', higherIsBetter: false, goal: { text: '≤ 1.05× baseline', pass: (r) => r <= 1.05 } },
+    ],
+    setup: async (node) => {
+      await startIn(node.server, LOADGEN, ['tcp-echo', String(PORT.rr)], 'ready');
+    },
+    run: async ({ node, seconds }) => {
+      const out = await inNs(node.client, LOADGEN, ['tcp-rr', node.server.ipv4, String(PORT.rr), String(seconds), '64'], (seconds + 20) * 1000);
+      return { values: { p50: field(out, 'p50_us'), p99: field(out, 'p99_us') }, detail: { transactions: field(out, 'transactions'), meanUs: field(out, 'mean_us') } };
+    },
+  },
+  {
+    name: 'churn',
+    title: 'TCP connection churn, 16 at a time (connect, 1 B each way, close)',
+    metrics: [{ key: 'cps', label: 'connections', unit: '/s', higherIsBetter: true, goal: { text: '≥ 0.95× baseline, no flow missed', pass: (r) => r >= 0.95 } }],
+    setup: async (node) => {
+      await startIn(node.server, LOADGEN, ['tcp-echo', String(PORT.churn)], 'ready');
+    },
+    run: async ({ node, seconds, agent, capacity }) => {
+      // Each connection is 4 flows (both directions on the client's and the server's veth); stop short of the
+      // table's capacity, so that every one must be there.
+      const max = Math.floor((capacity - 1024) / 4);
+      const before = agent ? await agent.stats() : undefined;
+      const out = await inNs(node.client, LOADGEN, ['tcp-churn', node.server.ipv4, String(PORT.churn), String(seconds), '16', String(max)], (seconds + 30) * 1000);
+      const conns = field(out, 'connections');
+      const failed = field(out, 'failed');
+      const secs = field(out, 'seconds');
+      // A local port the kernel reused (TIME_WAIT) repeats a 5-tuple: the same flow. Distinct ports are distinct connections.
+      const tuples = field(out, 'ports');
+      const res: RunResult = { values: { cps: conns / secs }, detail: { connections: conns, failed, distinctTuples: tuples, seconds: secs, maxConnections: max } };
+      if (agent && before) {
+        const st = await agent.stats();
+        const newEntries = st.flowTable.entries - before.flowTable.entries;
+        res.detail = { ...res.detail, flowEntriesAdded: newEntries, insertFailed: st.flowTable.insertFailed, coverage: st.coverage.ratio };
+        res.checks = [
+          {
+            what: 'churn: every connection in the flow table (4 flows each), no failed insert, coverage 100 %',
+            ok: newEntries >= 4 * tuples && st.flowTable.insertFailed === 0 && st.coverage.ratio === 1,
+            detail: `${conns} connections (${failed} failed) on ${tuples} distinct 5-tuples, ${newEntries} flows added (≥ ${4 * tuples} expected), ${st.flowTable.insertFailed} failed inserts, coverage ${(st.coverage.ratio * 100).toFixed(3)} %`,
+          },
+        ];
+      }
+      return res;
+    },
+  },
+  {
+    name: 'flood',
+    title: 'random 5-tuple flood: the flow table filled to capacity, then flooded past it',
+    metrics: [{ key: 'kfps', label: 'frames delivered, table full', unit: 'k/s', higherIsBetter: true }],
+    run: async ({ node, seconds, agent, capacity }) => {
+      const cIf = node.client.hostIf;
+      const sIf = node.server.hostIf;
+      // Frames the agent's hooks see: TC ingress on the client's veth, TC egress on the server's.
+      const hookFrames = (): number => ifStat(cIf, 'rx_packets') + ifStat(sIf, 'tx_packets') + ifStat(sIf, 'tx_dropped');
+      const before = agent ? await agent.stats() : undefined;
+      const h0 = hookFrames();
+      // Phase 1: fill to just below capacity (each tuple is 2 flows: one per hook); coverage must stay 100 %.
+      const e0 = before?.flowTable.entries ?? 0;
+      const fill = Math.floor((capacity - e0 - 256) / 2);
+      const flood = (first: number, count: number, secs: number): Promise<string> =>
+        inNs(node.client, LOADGEN, ['flood', 'eth0', node.serverMac, node.clientMac, node.floodDst, String(first), String(count), String(secs)], (secs + 20) * 1000);
+      const out1 = await flood(0, fill, 30);
+      await sleep(100);
+      const h1 = hookFrames();
+      const mid = agent ? await agent.stats() : undefined;
+      // Phase 2: new tuples for `seconds`: every one is a failed insert once the table is full.
+      const tx0 = ifStat(sIf, 'tx_packets');
+      const out2 = await flood(fill, 1e12, seconds);
+      await sleep(100);
+      const delivered = ifStat(sIf, 'tx_packets') - tx0;
+      const h2 = hookFrames();
+      const secs = field(out2, 'seconds');
+      const res: RunResult = {
+        values: { kfps: delivered / secs / 1000 },
+        detail: { fillTuples: fill, fillSent: field(out1, 'sent'), fillHookFrames: h1 - h0, floodSent: field(out2, 'sent'), floodDelivered: delivered, seconds: secs },
+      };
+      if (agent && before && mid) {
+        const end = await agent.stats();
+        const added1 = mid.flowTable.entries - e0;
+        const room = capacity - e0;
+        const expectedFailed = Math.max(0, h2 - h0 - room);
+        const failed = end.flowTable.insertFailed - before.flowTable.insertFailed;
+        res.detail = { ...res.detail, fillFlowsAdded: added1, fillCoverage: mid.coverage.ratio, entriesEnd: end.flowTable.entries, insertFailed: failed, expectedInsertFailed: expectedFailed, coverageEnd: end.coverage.ratio };
+        res.checks = [
+          {
+            what: 'flood: below capacity, every tuple in the table (coverage 100 %, no failed insert)',
+            ok: mid.coverage.ratio === 1 && mid.flowTable.insertFailed === before.flowTable.insertFailed && added1 >= h1 - h0,
+            detail: `${fill} tuples sent, ${h1 - h0} frames at the hooks, ${added1} flows added, coverage ${(mid.coverage.ratio * 100).toFixed(3)} %, ${mid.flowTable.insertFailed - before.flowTable.insertFailed} failed inserts`,
+          },
+          {
+            what: 'flood: past capacity, the table full and every frame that found no room counted as a failed insert',
+            // Other traffic (ARP is not IP; nothing else runs) may add a handful of flows: allow 0.1 %.
+            ok: end.flowTable.entries === capacity && Math.abs(failed - expectedFailed) <= Math.max(16, expectedFailed * 0.001),
+            detail: `entries ${end.flowTable.entries} of ${capacity}; ${failed} failed inserts counted, ${expectedFailed} expected from the interface counters; coverage ${(end.coverage.ratio * 100).toFixed(2)} %`,
+          },
+        ];
+      }
+      return res;
+    },
+  },
+];
+
+// ---- The benchmark ------------------------------------------------------------
+
+interface Run {
+  round: number;
+  workload: Workload;
+  variant: 'baseline' | 'agent';
+  startedAt: string;
+  values: Record<string, number>;
+  detail?: Record<string, unknown>;
+  /** Whole-machine busy share over the run (all CPUs), this run's own load included. */
+  machineBusy: number;
+  agent?: {
+    pid: number;
+    startMs: number;
+    cpuUser: number;
+    cpuSystem: number;
+    /** (user + system) / wall time of the workload, in % of one core. */
+    cpuPercent: number;
+    peakRssMb: number;
+    lostEvents: number;
+    insertFailed: number;
+    coverage: number;
+    flowEntries: number;
+    pipelineCycles: number;
+    lastCycleMs: number | undefined;
+    bpf?: BpfProgStats[];
+  };
+}
+
+interface BpfProgStats {
+  id: number;
+  name: string;
+  runCnt: number;
+  runTimeNs: number;
+}
+
+/**
+ * run_cnt and run_time_ns of the agent's programs (needs kernel.bpf_stats_enabled), from the fdinfo of the
+ * agent's own program fds: other monitors on this machine run the same programs.
+ */
+async function bpfStatsOf(pid: number): Promise<BpfProgStats[]> {
+  const out: BpfProgStats[] = [];
+  const fds = readdirSync(`/proc/${pid}/fd`);
+  for (const fd of fds) {
+    let link: string;
+    try {
+      link = readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      continue;
+    }
+    if (link !== 'anon_inode:bpf-prog') continue;
+    const info = readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8');
+    const num = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(info)?.[1] ?? NaN);
+    const id = num('prog_id');
+    if (out.some((p) => p.id === id)) continue;
+    const name = (JSON.parse(await run('bpftool', ['-j', 'prog', 'show', 'id', String(id)], 5000)) as { name: string }).name;
+    out.push({ id, name, runCnt: num('run_cnt'), runTimeNs: num('run_time_ns') });
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  const opts = parseOptions(process.argv.slice(2));
+  const started = nowNs();
+  if (process.getuid?.() !== 0) throw new Error('needs root (namespaces, BPF): run it with sudo');
+  for (const tool of ['iperf3', 'bpftool', 'ip', 'ss']) {
+    try {
+      execFileSync('which', [tool], { stdio: 'ignore' });
+    } catch {
+      throw new Error(`${tool} is not installed (apt-get install iperf3 bpftool iproute2); bench/overhead.sh installs them`);
+    }
+  }
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: build first (npm run build, or bench/overhead.sh)`);
+  buildLoadgen();
+
+  // How busy the machine is before we start: other tenants' load.
+  const idle0 = systemCpu();
+  await sleep(opts.quick ? 1000 : 3000);
+  const idle1 = systemCpu();
+  const busyBefore = (idle1.busy - idle0.busy) / (idle1.total - idle0.total);
+  const load0 = loadavg();
+  log(`overhead: machine ${(busyBefore * 100).toFixed(0)} % busy before the run (all CPUs), load average ${load0.map((x) => x.toFixed(2)).join(' ')}`);
+
+  const defs = WORKLOAD_DEFS.filter((w) => opts.workloads.includes(w.name));
+  const node = await buildNode(opts.pods);
+  const runs: Run[] = [];
+  const checks: BenchResult['checks'] = [];
+  let capacity = 65536;
+  let attachNotes: string[] = [];
+  let bpfStatsWas: string | undefined;
+  const agentLog = join(benchDir(), `${opts.tag}-agent.log`);
+  writeFileSync(agentLog, '');
+  try {
+    if (opts.bpfStats) {
+      bpfStatsWas = readFileSync('/proc/sys/kernel/bpf_stats_enabled', 'utf8').trim();
+      writeFileSync('/proc/sys/kernel/bpf_stats_enabled', '1');
+    }
+    log(`overhead: node ${node.net.id}: client ${node.client.ipv4}, server ${node.server.ipv4}, ${opts.pods} more pods; the agent watches ${node.glob} (${node.interfaces} veths)`);
+    for (const d of defs) await d.setup?.(node);
+    // The capacity the agent states, and what it attached.
+    {
+      const a = await AgentProcess.start(node.glob, node.interfaces, opts);
+      const st = await a.stats();
+      capacity = st.flowTable.capacity;
+      attachNotes = [...new Set(st.interfaces.flatMap((i) => [`${i.hooks.join(' + ')}`, ...i.notes.map((n) => n.replace(i.name, 'VETH'))]))];
+      await a.stop();
+    }
+    log(`overhead: flow table capacity ${capacity}; ${attachNotes.join('; ')}`);
+
+    for (let round = 0; round < opts.pairs; round++) {
+      for (const d of defs) {
+        for (const variant of rotate(['baseline', 'agent'] as const, round)) {
+          const agent = variant === 'agent' ? await AgentProcess.start(node.glob, node.interfaces, opts) : undefined;
+          try {
+            if (agent) await sleep(1000); // past the start-up work (first pipeline cycles, compilation)
+            const bpf0 = agent && opts.bpfStats ? await bpfStatsOf(agent.pid) : undefined;
+            const cpu0 = agent?.cpu();
+            const sys0 = systemCpu();
+            const runStartedAt = new Date().toISOString();
+            const t0 = nowNs();
+            const r = await d.run({ node, seconds: opts.seconds, agent, capacity });
+            const wallS = (nowNs() - t0) / 1e9;
+            const sys1 = systemCpu();
+            const cpu1 = agent?.cpu();
+            const run: Run = {
+              round,
+              workload: d.name,
+              variant,
+              startedAt: runStartedAt,
+              values: r.values,
+              ...(r.detail ? { detail: r.detail } : {}),
+              machineBusy: (sys1.busy - sys0.busy) / (sys1.total - sys0.total),
+            };
+            if (agent && cpu0 && cpu1) {
+              const st = await agent.stats();
+              const bpf1 = bpf0 && agent ? await bpfStatsOf(agent.pid) : undefined;
+              const user = cpu1.user - cpu0.user;
+              const system = cpu1.system - cpu0.system;
+              run.agent = {
+                pid: agent.pid,
+                startMs: agent.startMs,
+                cpuUser: user,
+                cpuSystem: system,
+                cpuPercent: ((user + system) / wallS) * 100,
+                peakRssMb: agent.peakRssMb(),
+                lostEvents: st.lost.packetEvents + st.lost.securityEvents + st.lost.securityGaps + st.lost.consumer,
+                insertFailed: st.flowTable.insertFailed,
+                coverage: st.coverage.ratio,
+                flowEntries: st.flowTable.entries,
+                pipelineCycles: st.pipeline.cycles,
+                lastCycleMs: st.pipeline.lastCycleMs,
+                ...(bpf0 && bpf1
+                  ? {
+                      bpf: bpf1.map((p) => {
+                        const b = bpf0.find((x) => x.id === p.id);
+                        return { ...p, runCnt: p.runCnt - (b?.runCnt ?? 0), runTimeNs: p.runTimeNs - (b?.runTimeNs ?? 0) };
+                      }),
+                    }
+                  : {}),
+              };
+            }
+            for (const c of r.checks ?? []) checks.push({ ...c, detail: `round ${round}: ${c.detail}` });
+            runs.push(run);
+            const vals = Object.entries(r.values).map(([k, v]) => `${k} ${fmt(v, 2)}`).join(', ');
+            const ag = run.agent ? `; agent CPU ${fmt(run.agent.cpuPercent, 1)} %, peak RSS ${fmt(run.agent.peakRssMb, 0)} MB, lost ${run.agent.lostEvents}, failed inserts ${run.agent.insertFailed}, coverage ${fmt(run.agent.coverage * 100, 2)} %` : '';
+            log(`  round ${round} ${d.name} ${variant}: ${vals}${ag} (machine ${fmt(run.machineBusy * 100, 0)} % busy)`);
+          } finally {
+            if (agent) {
+              await agent.stop();
+              writeFileSync(agentLog, `--- round ${round} ${d.name} (pid ${agent.pid})\n${agent.output()}`, { flag: 'a' });
+            }
+          }
+        }
+      }
+    }
+  } finally {
+    if (bpfStatsWas !== undefined) writeFileSync('/proc/sys/kernel/bpf_stats_enabled', bpfStatsWas);
+    killAll();
+    await node.net.close();
+  }
+
+  const result = summarise(opts, runs, checks, capacity, attachNotes, busyBefore, load0, (nowNs() - started) / 1e6);
+  const jsonPath = join(benchDir(), `${opts.tag}.json`);
+  writeResult({ ...result, bench: opts.tag });
+  const md = markdown(result, opts);
+  const mdPath = join(benchDir(), `${opts.tag}.md`);
+  writeFileSync(mdPath, md);
+  process.stdout.write(md);
+  log(`overhead: wrote ${jsonPath} and ${mdPath} (agent output: ${agentLog})`);
+  if (checks.some((c) => !c.ok)) process.exitCode = 1;
+}
+
+// ---- Summary ------------------------------------------------------------------
+
+interface OverheadResult extends BenchResult {
+  machine: { kernel: string; cpus: number; cpuModel: string; memoryGb: number; node: string; busyBefore: number; loadAvgBefore: number[]; loadAvgAfter: number[]; busyDuringRuns: Summary };
+  /** Per row: the baselines of consecutive pairs against each other (A/A), the spread a ratio shows with nothing to find. */
+  noise: Record<string, Summary>;
+  agentCost: { workload: Workload; cpuPercent: Summary; cpuUserPercent: Summary; cpuSystemPercent: Summary; peakRssMb: number; lostEvents: number; insertFailed: number; coverage: number; startMs: Summary }[];
+  runs: Run[];
+}
+
+function summarise(opts: Options, runs: Run[], checks: BenchResult['checks'], capacity: number, attachNotes: string[], busyBefore: number, load0: number[], durationMs: number): OverheadResult {
+  const rows: ResultRow[] = [];
+  const tables: BenchResult['tables'] = [];
+  const notes: string[] = [];
+  const agentCost: OverheadResult['agentCost'] = [];
+  const noise = new Map<string, Summary>();
+  for (const d of WORKLOAD_DEFS.filter((w) => opts.workloads.includes(w.name))) {
+    const rounds = [...new Set(runs.filter((r) => r.workload === d.name).map((r) => r.round))].filter(
+      (round) => runs.some((r) => r.round === round && r.workload === d.name && r.variant === 'baseline') && runs.some((r) => r.round === round && r.workload === d.name && r.variant === 'agent'),
+    );
+    const pick = (variant: Run['variant']): Run[] => rounds.map((round) => runs.find((r) => r.round === round && r.workload === d.name && r.variant === variant)!);
+    const base = pick('baseline');
+    const withAgent = pick('agent');
+    for (const m of d.metrics) {
+      const a = withAgent.map((r) => r.values[m.key]!);
+      const b = base.map((r) => r.values[m.key]!);
+      const ratio = summarize(pairedRatios(a, b));
+      // The noise floor: the same ratio between baselines of consecutive pairs (A/A), where there is none to find.
+      const aa = summarize(pairedRatios(b.slice(1), b.slice(0, -1)));
+      noise.set(`${d.title}: ${m.label}`, aa);
+      rows.push({
+        case: `${d.title}: ${m.label}`,
+        metric: m.label,
+        unit: m.unit,
+        value: summarize(a),
+        baseline: { name: 'the same node without the agent', metric: m.label, value: summarize(b) },
+        ratio,
+        ratioMeaning: m.higherIsBetter ? `${m.label}: with agent / without (higher is better)` : `${m.label}: with agent / without (lower is better)`,
+        ...(m.goal ? { goal: { text: m.goal.text, pass: m.goal.pass(ratio.median) } } : {}),
+        ...(aa.n ? { note: `noise floor: baseline / previous pair's baseline ${range(aa, 3)}×` } : {}),
+      });
+    }
+    const ag = withAgent.map((r) => r.agent!).filter(Boolean);
+    if (ag.length) {
+      agentCost.push({
+        workload: d.name,
+        cpuPercent: summarize(ag.map((x) => x.cpuPercent)),
+        cpuUserPercent: summarize(ag.map((x) => x.cpuPercent * (x.cpuUser / Math.max(1e-9, x.cpuUser + x.cpuSystem)))),
+        cpuSystemPercent: summarize(ag.map((x) => x.cpuPercent * (x.cpuSystem / Math.max(1e-9, x.cpuUser + x.cpuSystem)))),
+        peakRssMb: Math.max(...ag.map((x) => x.peakRssMb)),
+        lostEvents: ag.reduce((s, x) => s + x.lostEvents, 0),
+        insertFailed: ag.reduce((s, x) => s + x.insertFailed, 0),
+        coverage: Math.min(...ag.map((x) => x.coverage)),
+        startMs: summarize(ag.map((x) => x.startMs)),
+      });
+    }
+  }
+
+  // Agent CPU at 500 k packets/s: measured during the small-packet workload; where the node delivered fewer
+  // than 500 k datagrams/s the figure is scaled up in proportion (an overestimate: part of it is fixed).
+  const udpAgent = runs.filter((r) => r.workload === 'udp' && r.variant === 'agent' && r.agent);
+  if (udpAgent.length) {
+    const at500k = udpAgent.map((r) => r.agent!.cpuPercent * Math.max(1, 500 / r.values['kpps']!));
+    const s = summarize(at500k);
+    const pps = summarize(udpAgent.map((r) => r.values['kpps']!));
+    rows.push({
+      case: `agent CPU, small-packet workload (${fmt(pps.median, 0)} k datagrams/s with the agent; scaled to 500 k/s where below)`,
+      metric: '% of one core',
+      unit: '% of one core',
+      value: s,
+      goal: { text: '≤ 5 % of one core at 500 k packets/s', pass: s.median <= 5 },
+      note: 'utime + stime of the agent process over the workload, from /proc/PID/stat (1/100 s resolution)',
+    });
+  }
+  const allAgent = runs.filter((r) => r.agent);
+  if (allAgent.length) {
+    const peak = Math.max(...allAgent.map((r) => r.agent!.peakRssMb));
+    rows.push({
+      case: 'agent peak RSS (VmHWM), largest over every run',
+      metric: 'MB',
+      unit: 'MB',
+      value: summarize(allAgent.map((r) => r.agent!.peakRssMb)),
+      goal: { text: '≤ 150 MB', pass: peak <= 150 },
+      note: `largest ${fmt(peak, 0)} MB`,
+    });
+  }
+  tables.push({
+    title: 'Agent cost during each workload (B runs)',
+    header: ['workload', 'agent CPU, % of one core', 'user / system', 'peak RSS', 'events lost', 'failed inserts', 'coverage (lowest)', 'agent start'],
+    rows: agentCost.map((c) => [
+      c.workload,
+      `${fmt(c.cpuPercent.median, 1)} [${fmt(c.cpuPercent.min, 1)}–${fmt(c.cpuPercent.max, 1)}]`,
+      `${fmt(c.cpuUserPercent.median, 1)} / ${fmt(c.cpuSystemPercent.median, 1)}`,
+      `${fmt(c.peakRssMb, 0)} MB`,
+      String(c.lostEvents),
+      String(c.insertFailed),
+      `${fmt(c.coverage * 100, 3)} %`,
+      `${fmt(c.startMs.median / 1000, 2)} s`,
+    ]),
+  });
+  const busy = summarize(runs.map((r) => r.machineBusy * 100));
+  notes.push(`${opts.pairs} pairs per workload, ${opts.seconds} s per run, order rotated each pair (A B, B A, ...); a fresh agent for every B run, started through the CLI; ${opts.pods} idle pods beside client and server.`);
+  notes.push(`Agent: \`kubenetprobe agent -i GLOB\` with defaults${opts.xdp ? `, --xdp ${opts.xdp}` : ''}${opts.sampleRate !== undefined ? `, --packet-sample-rate ${opts.sampleRate}` : ''} (packet events 1 in ${opts.sampleRate ?? 100}); flow table capacity ${capacity}; on each veth: ${attachNotes.join('; ')}.`);
+  notes.push(`Machine: ${fmt(busyBefore * 100, 0)} % busy (all CPUs) in the seconds before the run, load average ${load0.map((x) => x.toFixed(2)).join(' ')}; during runs ${fmt(busy.median, 0)} % [${fmt(busy.min, 0)}–${fmt(busy.max, 0)}] busy, the workloads' own load included.`);
+  if (opts.bpfStats) notes.push('kernel.bpf_stats_enabled was on during the run: every BPF program pays two clock reads more, so B runs are slightly worse than without it.');
+  const bpfRows = perProgram(runs);
+  if (bpfRows.length) tables.push({ title: 'BPF programs on the veths (run_time_ns / run_cnt, B runs, median over rounds)', header: ['workload', 'program', 'runs per B run', 'ns per run'], rows: bpfRows });
+  return {
+    bench: opts.tag,
+    startedAt: new Date(Date.now() - durationMs).toISOString(),
+    durationMs,
+    config: { ...opts },
+    rows,
+    checks,
+    notes,
+    tables,
+    machine: {
+      kernel: release(),
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model ?? 'unknown',
+      memoryGb: Math.round(totalmem() / 2 ** 30),
+      node: process.version,
+      busyBefore,
+      loadAvgBefore: load0,
+      loadAvgAfter: loadavg(),
+      busyDuringRuns: busy,
+    },
+    noise: Object.fromEntries(noise),
+    agentCost,
+    runs,
+  };
+}
+
+function perProgram(runs: Run[]): string[][] {
+  const out: string[][] = [];
+  for (const w of WORKLOADS) {
+    const byName = new Map<string, { cnt: number[]; ns: number[] }>();
+    for (const r of runs) {
+      if (r.workload !== w || !r.agent?.bpf) continue;
+      const per = new Map<string, { cnt: number; ns: number }>();
+      for (const p of r.agent.bpf) {
+        const e = per.get(p.name) ?? { cnt: 0, ns: 0 };
+        e.cnt += p.runCnt;
+        e.ns += p.runTimeNs;
+        per.set(p.name, e);
+      }
+      for (const [name, e] of per) {
+        if (!e.cnt) continue;
+        const x = byName.get(name) ?? { cnt: [], ns: [] };
+        x.cnt.push(e.cnt);
+        x.ns.push(e.cnt ? e.ns / e.cnt : 0);
+        byName.set(name, x);
+      }
+    }
+    for (const [name, x] of byName) out.push([w, name, fmt(summarize(x.cnt).median, 0), `${fmt(summarize(x.ns).median, 1)} [${fmt(summarize(x.ns).min, 1)}–${fmt(summarize(x.ns).max, 1)}]`]);
+  }
+  return out;
+}
+
+function range(s: Summary, digits: number): string {
+  return `${fmt(s.median, digits)} [${fmt(s.min, digits)}–${fmt(s.max, digits)}]`;
+}
+
+function digitsFor(unit: string, v: number): number {
+  if (unit === 'Gbit/s') return 1;
+  if (unit === 'µs') return 1;
+  if (unit === '% of one core') return 1;
+  return v >= 100 ? 0 : 1;
+}
+
+function markdown(r: OverheadResult, opts: Options): string {
+  const m = r.machine;
+  const L: string[] = [];
+  L.push(`## KubeNetProbe overhead (bench/overhead${opts.quick ? ', --quick' : ''})`, '');
+  L.push(
+    `${r.startedAt.slice(0, 10)}, Linux ${m.kernel}, ${m.cpus} CPUs (${m.cpuModel}), ${m.memoryGb} GB, Node ${m.node}. ` +
+      `Machine ${fmt(m.busyBefore * 100, 0)} % busy before the run (load average ${m.loadAvgBefore.map((x) => x.toFixed(2)).join(' ')}). ` +
+      `${opts.pairs} A/B pairs per workload, ${opts.seconds} s per run; median [min–max] over the pairs, ratios paired per pair. ${fmt(r.durationMs / 1000, 0)} s in all.`,
+    '',
+  );
+  L.push('| workload | without agent | with agent | ratio with / without | noise floor (A/A) | goal | |', '|---|---|---|---|---|---|---|');
+  for (const row of r.rows) {
+    const d = digitsFor(row.unit, row.value.median);
+    const status = row.goal ? (row.goal.pass ? '**pass**' : '**miss**') : '';
+    const base = row.baseline ? `${range(row.baseline.value, d)} ${row.unit}` : '–';
+    const ratio = row.ratio ? `${range(row.ratio, 3)}×` : '–';
+    const value = row.unit === 'MB' ? `${fmt(row.value.max, 0)} MB (largest)` : `${range(row.value, d)} ${row.unit}`;
+    const aa = r.noise[row.case];
+    L.push(`| ${row.case} | ${base} | ${value} | ${ratio} | ${aa ? `${fmt(aa.min, 2)}–${fmt(aa.max, 2)}×` : '–'} | ${row.goal?.text ?? ''} | ${status} |`);
+  }
+  L.push('', 'Noise floor: the same ratio taken between the baselines of consecutive pairs (A/A), min–max: the spread a ratio shows on this machine with nothing to find.', '');
+  for (const t of r.tables) {
+    L.push(`${t.title}:`, '');
+    L.push(`| ${t.header.join(' | ')} |`, `|${t.header.map(() => '---').join('|')}|`);
+    for (const row of t.rows) L.push(`| ${row.join(' | ')} |`);
+    L.push('');
+  }
+  const failed = r.checks.filter((c) => !c.ok);
+  L.push(`Checks: ${r.checks.length - failed.length} of ${r.checks.length} passed${failed.length ? '' : ' (flow table: no flow missed below capacity, every failed insert counted past it)'}.`);
+  for (const c of failed) L.push(`- **FAILED** ${c.what}: ${c.detail}`);
+  for (const n of r.notes) L.push(`- ${n}`);
+  L.push('');
+  return L.join('\n');
+}
+
+try {
+  await main();
+} catch (err) {
+  log(`overhead: ${(err as Error).stack ?? String(err)}`);
+  killAll();
+  process.exitCode = 1;
+}

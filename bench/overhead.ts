@@ -10,7 +10,7 @@
  *
  *   node dist/bench/overhead.js [--quick] [--pairs N] [--seconds S] [--pods N]
  *        [--workloads tcp,udp,rr,churn,flood] [--xdp auto|off|generic|native]
- *        [--sample-rate N] [--bpf-stats] [--tag NAME]
+ *        [--sample-rate N] [--bpf-stats] [--agent-arg ARG ...] [--tag NAME]
  *
  * Defaults: 10 pairs of 3 s per workload, 4 idle pods (about 7 minutes); --quick: 2 pairs of 1 s (about 40 s).
  * (bench/overhead.sh builds first, installs iperf3 if missing, then runs this.)
@@ -35,6 +35,7 @@ import { existsSync, readFileSync, readdirSync, readlinkSync, statSync, writeFil
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { TestNet, type Pod } from '../test/helpers/testnet.js';
 import { benchDir, fmt, log, nowNs, pairedRatios, rotate, summarize, writeResult, type BenchResult, type ResultRow, type Summary } from './common.js';
 import { freePort } from '../test/helpers/free-port.js';
@@ -53,54 +54,76 @@ interface Options {
   xdp: string | undefined;
   sampleRate: number | undefined;
   bpfStats: boolean;
+  /** More flags for every B run's agent, e.g. --agent-arg=--detectors=land (experiments: what a part costs). */
+  agentArgs: string[];
   tag: string;
 }
 
 function usage(msg: string): never {
-  process.stderr.write(`overhead: ${msg}\nusage: node dist/bench/overhead.js [--quick] [--pairs N] [--seconds S] [--pods N] [--workloads ${WORKLOADS.join(',')}] [--xdp auto|off|generic|native] [--sample-rate N] [--bpf-stats] [--tag NAME]\n`);
+  process.stderr.write(
+    `overhead: ${msg}\nusage: node dist/bench/overhead.js [--quick] [--pairs N] [--seconds S] [--pods N] [--workloads ${WORKLOADS.join(',')}] [--xdp auto|off|generic|native] [--sample-rate N] [--bpf-stats] [--agent-arg ARG ...] [--tag NAME]\n`,
+  );
   process.exit(2);
 }
 
+function parseFlags(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      quick: { type: 'boolean' },
+      pairs: { type: 'string' },
+      seconds: { type: 'string' },
+      pods: { type: 'string' },
+      workloads: { type: 'string' },
+      xdp: { type: 'string' },
+      'sample-rate': { type: 'string' },
+      'bpf-stats': { type: 'boolean' },
+      'agent-arg': { type: 'string', multiple: true },
+      tag: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  }).values;
+}
+
 function parseOptions(argv: string[]): Options {
-  const o: Options = { quick: false, pairs: 10, seconds: 3, pods: 4, workloads: [...WORKLOADS], xdp: undefined, sampleRate: undefined, bpfStats: false, tag: 'overhead' };
-  let pairsSet = false;
-  let secondsSet = false;
-  const num = (flag: string, v: string | undefined, min: number): number => {
-    const n = Number(v);
-    if (v === undefined || !Number.isFinite(n) || n < min) usage(`${flag} needs a number >= ${min}`);
-    return n;
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--quick') o.quick = true;
-    else if (a === '--pairs') {
-      o.pairs = Math.floor(num(a, argv[++i], 1));
-      pairsSet = true;
-    } else if (a === '--seconds') {
-      o.seconds = Math.floor(num(a, argv[++i], 1));
-      secondsSet = true;
+  const v = ((): ReturnType<typeof parseFlags> => {
+    try {
+      return parseFlags(argv);
+    } catch (err) {
+      usage((err as Error).message);
     }
-    else if (a === '--pods') o.pods = Math.floor(num(a, argv[++i], 0));
-    else if (a === '--sample-rate') o.sampleRate = Math.floor(num(a, argv[++i], 0));
-    else if (a === '--xdp') {
-      const v = argv[++i];
-      if (!v || !['auto', 'off', 'generic', 'native'].includes(v)) usage('--xdp takes auto, off, generic or native');
-      o.xdp = v;
-    } else if (a === '--workloads') {
-      const list = (argv[++i] ?? '').split(',').filter(Boolean);
-      for (const w of list) if (!(WORKLOADS as readonly string[]).includes(w)) usage(`unknown workload ${w}`);
-      if (!list.length) usage('--workloads needs a list');
-      o.workloads = list as Workload[];
-    } else if (a === '--bpf-stats') o.bpfStats = true;
-    else if (a === '--tag') o.tag = /^[a-z0-9-]+$/.test(argv[i + 1] ?? '') ? argv[++i]! : usage('--tag takes [a-z0-9-]+');
-    else if (a === '--help' || a === '-h') usage('help');
-    else usage(`unknown argument ${a}`);
+  })();
+  if (v.help) usage('help');
+  const num = (flag: string, raw: string | undefined, fallback: number, min: number): number => {
+    if (raw === undefined) return fallback;
+    const n = Number(raw);
+    if (!Number.isFinite(n) || n < min) usage(`--${flag} needs a number >= ${min}`);
+    return Math.floor(n);
+  };
+  const quick = v.quick ?? false;
+  let workloads: Workload[] = [...WORKLOADS];
+  if (v.workloads !== undefined) {
+    const list = v.workloads.split(',').filter(Boolean);
+    for (const w of list) if (!(WORKLOADS as readonly string[]).includes(w)) usage(`unknown workload ${w}`);
+    if (!list.length) usage('--workloads needs a list');
+    workloads = list as Workload[];
   }
-  if (o.quick) {
-    if (!pairsSet) o.pairs = 2;
-    if (!secondsSet) o.seconds = 1;
-  }
-  return o;
+  if (v.xdp !== undefined && !['auto', 'off', 'generic', 'native'].includes(v.xdp)) usage('--xdp takes auto, off, generic or native');
+  if (v.tag !== undefined && !/^[a-z0-9-]+$/.test(v.tag)) usage('--tag takes [a-z0-9-]+');
+  return {
+    quick,
+    pairs: num('pairs', v.pairs, quick ? 2 : 10, 1),
+    seconds: num('seconds', v.seconds, quick ? 1 : 3, 1),
+    pods: num('pods', v.pods, 4, 0),
+    workloads,
+    xdp: v.xdp,
+    sampleRate: v['sample-rate'] === undefined ? undefined : num('sample-rate', v['sample-rate'], 0, 0),
+    bpfStats: v['bpf-stats'] ?? false,
+    agentArgs: v['agent-arg'] ?? [],
+    tag: v.tag ?? 'overhead',
+  };
 }
 
 // ---- Processes ----------------------------------------------------------------
@@ -249,6 +272,7 @@ class AgentProcess {
     const args = [CLI, 'agent', '-i', glob, '--listen', `127.0.0.1:${port}`];
     if (opts.xdp) args.push('--xdp', opts.xdp);
     if (opts.sampleRate !== undefined) args.push('--packet-sample-rate', String(opts.sampleRate));
+    args.push(...opts.agentArgs);
     const t0 = nowNs();
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     children.add(child);
@@ -356,6 +380,8 @@ interface WorkloadDef {
   metrics: { key: string; label: string; unit: string; higherIsBetter: boolean; goal?: { text: string; pass: (ratio: number) => boolean } }[];
   setup?: (node: Node) => Promise<void>;
   run: (ctx: RunContext) => Promise<RunResult>;
+  /** A/B pairs in each round (default 1): more for a workload whose runs are short and noisy. */
+  pairsPerRound?: number;
 }
 
 function field(out: string, name: string): number {
@@ -419,6 +445,9 @@ const WORKLOAD_DEFS: WorkloadDef[] = [
   {
     name: 'churn',
     title: 'TCP connection churn, 16 at a time (connect, 1 B each way, close)',
+    // A run ends when the table is full (capacity / 4 connections): about half a second here, so
+    // single pairs swing the most; three pairs a round for about 40 s more.
+    pairsPerRound: 3,
     metrics: [{ key: 'cps', label: 'connections', unit: '/s', higherIsBetter: true, goal: { text: '≥ 0.95× baseline, no flow missed', pass: (r) => r >= 0.95 } }],
     setup: async (node) => {
       await startIn(node.server, LOADGEN, ['tcp-echo', String(PORT.churn)], 'ready');
@@ -511,6 +540,8 @@ const WORKLOAD_DEFS: WorkloadDef[] = [
 
 interface Run {
   round: number;
+  /** The A/B pair within the workload (rounds × pairsPerRound). */
+  pair: number;
   workload: Workload;
   variant: 'baseline' | 'agent';
   startedAt: string;
@@ -618,65 +649,69 @@ async function main(): Promise<void> {
 
     for (let round = 0; round < opts.pairs; round++) {
       for (const d of defs) {
-        for (const variant of rotate(['baseline', 'agent'] as const, round)) {
-          const agent = variant === 'agent' ? await AgentProcess.start(node.glob, node.interfaces, opts) : undefined;
-          try {
-            if (agent) await sleep(1000); // past the start-up work (first pipeline cycles, compilation)
-            const bpf0 = agent && opts.bpfStats ? await bpfStatsOf(agent.pid) : undefined;
-            const cpu0 = agent?.cpu();
-            const sys0 = systemCpu();
-            const runStartedAt = new Date().toISOString();
-            const t0 = nowNs();
-            const r = await d.run({ node, seconds: opts.seconds, agent, capacity });
-            const wallS = (nowNs() - t0) / 1e9;
-            const sys1 = systemCpu();
-            const cpu1 = agent?.cpu();
-            const run: Run = {
-              round,
-              workload: d.name,
-              variant,
-              startedAt: runStartedAt,
-              values: r.values,
-              ...(r.detail ? { detail: r.detail } : {}),
-              machineBusy: (sys1.busy - sys0.busy) / (sys1.total - sys0.total),
-            };
-            if (agent && cpu0 && cpu1) {
-              const st = await agent.stats();
-              const bpf1 = bpf0 && agent ? await bpfStatsOf(agent.pid) : undefined;
-              const user = cpu1.user - cpu0.user;
-              const system = cpu1.system - cpu0.system;
-              run.agent = {
-                pid: agent.pid,
-                startMs: agent.startMs,
-                cpuUser: user,
-                cpuSystem: system,
-                cpuPercent: ((user + system) / wallS) * 100,
-                peakRssMb: agent.peakRssMb(),
-                lostEvents: st.lost.packetEvents + st.lost.securityEvents + st.lost.securityGaps + st.lost.consumer,
-                insertFailed: st.flowTable.insertFailed,
-                coverage: st.coverage.ratio,
-                flowEntries: st.flowTable.entries,
-                pipelineCycles: st.pipeline.cycles,
-                lastCycleMs: st.pipeline.lastCycleMs,
-                ...(bpf0 && bpf1
-                  ? {
-                      bpf: bpf1.map((p) => {
-                        const b = bpf0.find((x) => x.id === p.id);
-                        return { ...p, runCnt: p.runCnt - (b?.runCnt ?? 0), runTimeNs: p.runTimeNs - (b?.runTimeNs ?? 0) };
-                      }),
-                    }
-                  : {}),
+        for (let p = 0, per = d.pairsPerRound ?? 1; p < per; p++) {
+          const pair = round * per + p;
+          for (const variant of rotate(['baseline', 'agent'] as const, pair)) {
+            const agent = variant === 'agent' ? await AgentProcess.start(node.glob, node.interfaces, opts) : undefined;
+            try {
+              if (agent) await sleep(1000); // past the start-up work (first pipeline cycles, compilation)
+              const bpf0 = agent && opts.bpfStats ? await bpfStatsOf(agent.pid) : undefined;
+              const cpu0 = agent?.cpu();
+              const sys0 = systemCpu();
+              const runStartedAt = new Date().toISOString();
+              const t0 = nowNs();
+              const r = await d.run({ node, seconds: opts.seconds, agent, capacity });
+              const wallS = (nowNs() - t0) / 1e9;
+              const sys1 = systemCpu();
+              const cpu1 = agent?.cpu();
+              const run: Run = {
+                round,
+                pair,
+                workload: d.name,
+                variant,
+                startedAt: runStartedAt,
+                values: r.values,
+                ...(r.detail ? { detail: r.detail } : {}),
+                machineBusy: (sys1.busy - sys0.busy) / (sys1.total - sys0.total),
               };
-            }
-            for (const c of r.checks ?? []) checks.push({ ...c, detail: `round ${round}: ${c.detail}` });
-            runs.push(run);
-            const vals = Object.entries(r.values).map(([k, v]) => `${k} ${fmt(v, 2)}`).join(', ');
-            const ag = run.agent ? `; agent CPU ${fmt(run.agent.cpuPercent, 1)} %, peak RSS ${fmt(run.agent.peakRssMb, 0)} MB, lost ${run.agent.lostEvents}, failed inserts ${run.agent.insertFailed}, coverage ${fmt(run.agent.coverage * 100, 2)} %` : '';
-            log(`  round ${round} ${d.name} ${variant}: ${vals}${ag} (machine ${fmt(run.machineBusy * 100, 0)} % busy)`);
-          } finally {
-            if (agent) {
-              await agent.stop();
-              writeFileSync(agentLog, `--- round ${round} ${d.name} (pid ${agent.pid})\n${agent.output()}`, { flag: 'a' });
+              if (agent && cpu0 && cpu1) {
+                const st = await agent.stats();
+                const bpf1 = bpf0 && agent ? await bpfStatsOf(agent.pid) : undefined;
+                const user = cpu1.user - cpu0.user;
+                const system = cpu1.system - cpu0.system;
+                run.agent = {
+                  pid: agent.pid,
+                  startMs: agent.startMs,
+                  cpuUser: user,
+                  cpuSystem: system,
+                  cpuPercent: ((user + system) / wallS) * 100,
+                  peakRssMb: agent.peakRssMb(),
+                  lostEvents: st.lost.packetEvents + st.lost.securityEvents + st.lost.securityGaps + st.lost.consumer,
+                  insertFailed: st.flowTable.insertFailed,
+                  coverage: st.coverage.ratio,
+                  flowEntries: st.flowTable.entries,
+                  pipelineCycles: st.pipeline.cycles,
+                  lastCycleMs: st.pipeline.lastCycleMs,
+                  ...(bpf0 && bpf1
+                    ? {
+                        bpf: bpf1.map((p) => {
+                          const b = bpf0.find((x) => x.id === p.id);
+                          return { ...p, runCnt: p.runCnt - (b?.runCnt ?? 0), runTimeNs: p.runTimeNs - (b?.runTimeNs ?? 0) };
+                        }),
+                      }
+                    : {}),
+                };
+              }
+              for (const c of r.checks ?? []) checks.push({ ...c, detail: `round ${round}: ${c.detail}` });
+              runs.push(run);
+              const vals = Object.entries(r.values).map(([k, v]) => `${k} ${fmt(v, 2)}`).join(', ');
+              const ag = run.agent ? `; agent CPU ${fmt(run.agent.cpuPercent, 1)} %, peak RSS ${fmt(run.agent.peakRssMb, 0)} MB, lost ${run.agent.lostEvents}, failed inserts ${run.agent.insertFailed}, coverage ${fmt(run.agent.coverage * 100, 2)} %` : '';
+              log(`  round ${round} ${d.name} ${variant}: ${vals}${ag} (machine ${fmt(run.machineBusy * 100, 0)} % busy)`);
+            } finally {
+              if (agent) {
+                await agent.stop();
+                writeFileSync(agentLog, `--- round ${round} ${d.name} (pid ${agent.pid})\n${agent.output()}`, { flag: 'a' });
+              }
             }
           }
         }
@@ -709,6 +744,12 @@ interface OverheadResult extends BenchResult {
   runs: Run[];
 }
 
+/** Which workloads run more than one pair a round, e.g. "churn: 30". */
+function pairsNote(opts: Options): string {
+  const more = WORKLOAD_DEFS.filter((w) => opts.workloads.includes(w.name) && (w.pairsPerRound ?? 1) > 1);
+  return more.length ? `${more.map((w) => `${w.name}: ${opts.pairs * w.pairsPerRound!}`).join(', ')}, its runs being short` : 'one a round';
+}
+
 function summarise(opts: Options, runs: Run[], checks: BenchResult['checks'], capacity: number, attachNotes: string[], busyBefore: number, load0: number[], durationMs: number): OverheadResult {
   const rows: ResultRow[] = [];
   const tables: BenchResult['tables'] = [];
@@ -716,10 +757,10 @@ function summarise(opts: Options, runs: Run[], checks: BenchResult['checks'], ca
   const agentCost: OverheadResult['agentCost'] = [];
   const noise = new Map<string, Summary>();
   for (const d of WORKLOAD_DEFS.filter((w) => opts.workloads.includes(w.name))) {
-    const rounds = [...new Set(runs.filter((r) => r.workload === d.name).map((r) => r.round))].filter(
-      (round) => runs.some((r) => r.round === round && r.workload === d.name && r.variant === 'baseline') && runs.some((r) => r.round === round && r.workload === d.name && r.variant === 'agent'),
+    const rounds = [...new Set(runs.filter((r) => r.workload === d.name).map((r) => r.pair))].filter(
+      (pair) => runs.some((r) => r.pair === pair && r.workload === d.name && r.variant === 'baseline') && runs.some((r) => r.pair === pair && r.workload === d.name && r.variant === 'agent'),
     );
-    const pick = (variant: Run['variant']): Run[] => rounds.map((round) => runs.find((r) => r.round === round && r.workload === d.name && r.variant === variant)!);
+    const pick = (variant: Run['variant']): Run[] => rounds.map((pair) => runs.find((r) => r.pair === pair && r.workload === d.name && r.variant === variant)!);
     const base = pick('baseline');
     const withAgent = pick('agent');
     for (const m of d.metrics) {
@@ -800,8 +841,8 @@ function summarise(opts: Options, runs: Run[], checks: BenchResult['checks'], ca
     ]),
   });
   const busy = summarize(runs.map((r) => r.machineBusy * 100));
-  notes.push(`${opts.pairs} pairs per workload, ${opts.seconds} s per run, order rotated each pair (A B, B A, ...); a fresh agent for every B run, started through the CLI; ${opts.pods} idle pods beside client and server.`);
-  notes.push(`Agent: \`kubenetprobe agent -i GLOB\` with defaults${opts.xdp ? `, --xdp ${opts.xdp}` : ''}${opts.sampleRate !== undefined ? `, --packet-sample-rate ${opts.sampleRate}` : ''} (packet events 1 in ${opts.sampleRate ?? 100}); flow table capacity ${capacity}; on each veth: ${attachNotes.join('; ')}.`);
+  notes.push(`${opts.pairs} pairs per workload (${pairsNote(opts)}), ${opts.seconds} s per run, order rotated each pair (A B, B A, ...); a fresh agent for every B run, started through the CLI; ${opts.pods} idle pods beside client and server.`);
+  notes.push(`Agent: \`kubenetprobe agent -i GLOB\` with defaults${opts.xdp ? `, --xdp ${opts.xdp}` : ''}${opts.sampleRate !== undefined ? `, --packet-sample-rate ${opts.sampleRate}` : ''}${opts.agentArgs.length ? `, ${opts.agentArgs.join(' ')}` : ''} (packet events 1 in ${opts.sampleRate ?? 100}); flow table capacity ${capacity}; on each veth: ${attachNotes.join('; ')}.`);
   notes.push(`Machine: ${fmt(busyBefore * 100, 0)} % busy (all CPUs) in the seconds before the run, load average ${load0.map((x) => x.toFixed(2)).join(' ')}; during runs ${fmt(busy.median, 0)} % [${fmt(busy.min, 0)}–${fmt(busy.max, 0)}] busy, the workloads' own load included.`);
   if (opts.bpfStats) notes.push('kernel.bpf_stats_enabled was on during the run: every BPF program pays two clock reads more, so B runs are slightly worse than without it.');
   const bpfRows = perProgram(runs);
@@ -876,7 +917,7 @@ function markdown(r: OverheadResult, opts: Options): string {
   L.push(
     `${r.startedAt.slice(0, 10)}, Linux ${m.kernel}, ${m.cpus} CPUs (${m.cpuModel}), ${m.memoryGb} GB, Node ${m.node}. ` +
       `Machine ${fmt(m.busyBefore * 100, 0)} % busy before the run (load average ${m.loadAvgBefore.map((x) => x.toFixed(2)).join(' ')}). ` +
-      `${opts.pairs} A/B pairs per workload, ${opts.seconds} s per run; median [min–max] over the pairs, ratios paired per pair. ${fmt(r.durationMs / 1000, 0)} s in all.`,
+      `${opts.pairs} A/B pairs per workload (${pairsNote(opts)}), ${opts.seconds} s per run; median [min–max] over the pairs, ratios paired per pair. ${fmt(r.durationMs / 1000, 0)} s in all.`,
     '',
   );
   L.push('| workload | without agent | with agent | ratio with / without | noise floor (A/A) | goal | |', '|---|---|---|---|---|---|---|');

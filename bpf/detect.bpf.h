@@ -380,10 +380,6 @@ static __always_inline void detect_tcp(struct __sk_buff *skb, struct parsed *p, 
 			__sync_fetch_and_add(&st->completed, 1);
 		return;
 	}
-	if (!first_sighting(skb, p->key.direction))
-		return;
-	now = bpf_ktime_get_coarse_ns();
-
 	/* Flags no real stack sends: each probe is its own (rate-limited) event. */
 	if (!(f & (TCP_FIN | TCP_SYN | TCP_RST | TCP_PSH | TCP_ACK | TCP_URG))) {
 		type = KNP_SEC_TCP_NULL;
@@ -398,11 +394,17 @@ static __always_inline void detect_tcp(struct __sk_buff *skb, struct parsed *p, 
 	} else if ((f & (TCP_FIN | TCP_ACK)) == TCP_FIN) {
 		type = KNP_SEC_TCP_FIN_NO_ACK;
 	}
+	/* Probes: segments without ACK or RST (SYN, NULL, FIN, XMAS) open a
+	 * connection or test a port. A SYN-ACK, FIN-ACK or RST with ordinary
+	 * flags has nothing left to tell: done before the first-sighting check
+	 * (a map lookup on egress) and the clock. */
+	if (!(type && detector_on(type)) && (f & (TCP_ACK | TCP_RST)))
+		return;
+	if (!first_sighting(skb, p->key.direction))
+		return;
+	now = bpf_ktime_get_coarse_ns();
 	if (type && detector_on(type))
 		flag(p, hook, p->key.saddr, type, severity, 1, 1, 0, f, now);
-
-	/* Probes: segments without ACK or RST (SYN, NULL, FIN, XMAS) open a
-	 * connection or test a port. */
 	if (f & (TCP_ACK | TCP_RST))
 		return;
 	if ((f & (TCP_SYN | TCP_FIN)) == TCP_SYN && detector_on(KNP_SEC_SYN_FLOOD)) {

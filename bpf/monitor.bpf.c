@@ -404,10 +404,16 @@ static __always_inline struct knp_cpu_state *cpu_state(void)
  * Returns KNP_ACCT_* for the detectors. */
 static __always_inline int account_flow(struct parsed *p, __u64 jiffies)
 {
-	struct knp_flow_value *v = bpf_map_lookup_elem(&knp_flows, &p->key);
+	struct knp_flow_value *v = NULL;
 	__u8 f = p->tcp_flags;
 	int acct = 0;
 
+	/* A SYN nearly always opens a flow here (each direction of a connection
+	 * is its own flow), so it goes straight to the insert: the lookup before
+	 * it would walk the bucket only to miss. A retransmitted SYN finds its
+	 * flow through the insert's EEXIST below. */
+	if (!(p->is_tcp && (f & TCP_SYN)))
+		v = bpf_map_lookup_elem(&knp_flows, &p->key);
 	if (!v) {
 		/* The rare path reads the clock: for first_seen, and to refresh
 		 * this CPU's jiffies anchor. */

@@ -31,7 +31,7 @@ for src in bench/bpf/*.bpf.c; do
   echo "built $obj"
 done
 
-benches=(prog-cost detector-cost ringbuf-read flow-read agent-pipeline history-store web-page)
+benches=(prog-cost detector-cost connection-cost ringbuf-read flow-read agent-pipeline history-store web-page)
 for b in "${benches[@]}"; do rm -f "$out/$b.json"; done
 rm -f "$out/results.json"
 

@@ -425,7 +425,10 @@ static __always_inline void detect_tcp(struct __sk_buff *skb, struct parsed *p, 
 		if (st) {
 			__u32 n = mark_seen(st, p->key.dport);
 
-			st->tcp_flags |= f;
+			/* Written only when it changes: every SYN from a busy client
+			 * lands here, from every CPU, and a store would bounce the line. */
+			if ((st->tcp_flags & f) != f)
+				st->tcp_flags |= f;
 			if (n >= knp_detect_cfg.port_scan_ports)
 				flag(p, hook, p->key.saddr, KNP_SEC_TCP_PORT_SCAN, KNP_SEV_HIGH, n, knp_detect_cfg.port_scan_ports,
 				     window_ms(), st->tcp_flags, now);

@@ -10,7 +10,7 @@
  *
  *   node dist/bench/overhead.js [--quick] [--pairs N] [--seconds S] [--pods N]
  *        [--workloads tcp,udp,rr,churn,flood] [--xdp auto|off|generic|native]
- *        [--sample-rate N] [--bpf-stats] [--agent-arg ARG ...] [--tag NAME]
+ *        [--sample-rate N] [--bpf-stats] [--agent-arg ARG ...] [--baseline none|empty-tc] [--tag NAME]
  *
  * Defaults: 10 pairs of 3 s per workload, 4 idle pods (about 7 minutes); --quick: 2 pairs of 1 s (about 40 s).
  * (bench/overhead.sh builds first, installs iperf3 if missing, then runs this.)
@@ -37,7 +37,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { TestNet, type Pod } from '../test/helpers/testnet.js';
-import { benchDir, fmt, log, nowNs, pairedRatios, rotate, summarize, writeResult, type BenchResult, type ResultRow, type Summary } from './common.js';
+import { tryAttachTcx } from '../src/attach/tcx.js';
+import type { Attachment } from '../src/attach/attachment.js';
+import type { Collection } from '../src/loader/object.js';
+import { benchDir, fmt, loadCollection, log, nowNs, pairedRatios, rotate, summarize, writeResult, type BenchResult, type ResultRow, type Summary } from './common.js';
 import { freePort } from '../test/helpers/free-port.js';
 
 // ---- Options ------------------------------------------------------------------
@@ -56,12 +59,14 @@ interface Options {
   bpfStats: boolean;
   /** More flags for every B run's agent, e.g. --agent-arg=--detectors=land (experiments: what a part costs). */
   agentArgs: string[];
+  /** What the A runs have attached: nothing (the node without KubeNetProbe), or an empty TC program on every veth. */
+  baseline: 'none' | 'empty-tc';
   tag: string;
 }
 
 function usage(msg: string): never {
   process.stderr.write(
-    `overhead: ${msg}\nusage: node dist/bench/overhead.js [--quick] [--pairs N] [--seconds S] [--pods N] [--workloads ${WORKLOADS.join(',')}] [--xdp auto|off|generic|native] [--sample-rate N] [--bpf-stats] [--agent-arg ARG ...] [--tag NAME]\n`,
+    `overhead: ${msg}\nusage: node dist/bench/overhead.js [--quick] [--pairs N] [--seconds S] [--pods N] [--workloads ${WORKLOADS.join(',')}] [--xdp auto|off|generic|native] [--sample-rate N] [--bpf-stats] [--agent-arg ARG ...] [--baseline none|empty-tc] [--tag NAME]\n`,
   );
   process.exit(2);
 }
@@ -81,6 +86,7 @@ function parseFlags(argv: string[]) {
       'sample-rate': { type: 'string' },
       'bpf-stats': { type: 'boolean' },
       'agent-arg': { type: 'string', multiple: true },
+      baseline: { type: 'string' },
       tag: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -112,6 +118,7 @@ function parseOptions(argv: string[]): Options {
   }
   if (v.xdp !== undefined && !['auto', 'off', 'generic', 'native'].includes(v.xdp)) usage('--xdp takes auto, off, generic or native');
   if (v.tag !== undefined && !/^[a-z0-9-]+$/.test(v.tag)) usage('--tag takes [a-z0-9-]+');
+  if (v.baseline !== undefined && v.baseline !== 'none' && v.baseline !== 'empty-tc') usage('--baseline takes none or empty-tc');
   return {
     quick,
     pairs: num('pairs', v.pairs, quick ? 2 : 10, 1),
@@ -122,6 +129,7 @@ function parseOptions(argv: string[]): Options {
     sampleRate: v['sample-rate'] === undefined ? undefined : num('sample-rate', v['sample-rate'], 0, 0),
     bpfStats: v['bpf-stats'] ?? false,
     agentArgs: v['agent-arg'] ?? [],
+    baseline: (v.baseline as Options['baseline'] | undefined) ?? 'none',
     tag: v.tag ?? 'overhead',
   };
 }
@@ -131,6 +139,7 @@ function parseOptions(argv: string[]): Options {
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
 const LOADGEN_SRC = join(ROOT, 'tools', 'loadgen.c');
+const EMPTY_SRC = join(ROOT, 'bench', 'bpf', 'empty.bpf.c');
 const LOADGEN = join(benchDir(), 'loadgen');
 
 /** Every process this run started, killed on any exit. */
@@ -214,6 +223,49 @@ function buildLoadgen(): void {
   execFileSync('mv', [`${LOADGEN}.tmp`, LOADGEN]);
 }
 
+/**
+ * `--baseline empty-tc`: the A runs with an empty TC program (bench/bpf/empty.bpf.c) attached by
+ * TCX at ingress and egress of every veth the agent would watch, so B / A is the agent's cost
+ * above what a TC hook costs by itself (and the usual B / none, divided by it, is the hook's own).
+ */
+class EmptyTcHooks {
+  private constructor(
+    private readonly coll: Collection,
+    private readonly links: Attachment[],
+  ) {}
+
+  static attach(node: Node): EmptyTcHooks {
+    const obj = join(benchDir(), 'empty.bpf.o');
+    if (!existsSync(obj) || statSync(obj).mtimeMs < statSync(EMPTY_SRC).mtimeMs) {
+      const arch = `/usr/include/${execFileSync('uname', ['-m'], { encoding: 'utf8' }).trim()}-linux-gnu`;
+      execFileSync('clang', ['-O2', '-g', '-Wall', '-target', 'bpf', '-mcpu=v3', `-I${arch}`, '-Ibpf', '-c', EMPTY_SRC, '-o', `${obj}.tmp`], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+      execFileSync('mv', [`${obj}.tmp`, obj]);
+    }
+    const coll = loadCollection(obj);
+    const links: Attachment[] = [];
+    try {
+      const prog = coll.program('empty_tc');
+      for (const pod of node.net.pods) {
+        const ifindex = Number(readFileSync(`/sys/class/net/${pod.hostIf}/ifindex`, 'utf8'));
+        for (const dir of ['ingress', 'egress'] as const) {
+          const a = tryAttachTcx(prog, pod.hostIf, ifindex, dir);
+          if (typeof a === 'number') throw new Error(`attach tcx ${dir} ${pod.hostIf}: errno ${-a}`);
+          links.push(a);
+        }
+      }
+    } catch (err) {
+      for (const l of links) l.close();
+      coll.close();
+      throw err;
+    }
+    return new EmptyTcHooks(coll, links);
+  }
+
+  close(): void {
+    for (const l of this.links.splice(0)) l.close();
+    this.coll.close();
+  }
+}
 
 // ---- /proc and /sys -----------------------------------------------------------
 
@@ -653,6 +705,7 @@ async function main(): Promise<void> {
           const pair = round * per + p;
           for (const variant of rotate(['baseline', 'agent'] as const, pair)) {
             const agent = variant === 'agent' ? await AgentProcess.start(node.glob, node.interfaces, opts) : undefined;
+            const hooks = variant === 'baseline' && opts.baseline === 'empty-tc' ? EmptyTcHooks.attach(node) : undefined;
             try {
               if (agent) await sleep(1000); // past the start-up work (first pipeline cycles, compilation)
               const bpf0 = agent && opts.bpfStats ? await bpfStatsOf(agent.pid) : undefined;
@@ -708,6 +761,7 @@ async function main(): Promise<void> {
               const ag = run.agent ? `; agent CPU ${fmt(run.agent.cpuPercent, 1)} %, peak RSS ${fmt(run.agent.peakRssMb, 0)} MB, lost ${run.agent.lostEvents}, failed inserts ${run.agent.insertFailed}, coverage ${fmt(run.agent.coverage * 100, 2)} %` : '';
               log(`  round ${round} ${d.name} ${variant}: ${vals}${ag} (machine ${fmt(run.machineBusy * 100, 0)} % busy)`);
             } finally {
+              hooks?.close();
               if (agent) {
                 await agent.stop();
                 writeFileSync(agentLog, `--- round ${round} ${d.name} (pid ${agent.pid})\n${agent.output()}`, { flag: 'a' });
@@ -842,6 +896,7 @@ function summarise(opts: Options, runs: Run[], checks: BenchResult['checks'], ca
   });
   const busy = summarize(runs.map((r) => r.machineBusy * 100));
   notes.push(`${opts.pairs} pairs per workload (${pairsNote(opts)}), ${opts.seconds} s per run, order rotated each pair (A B, B A, ...); a fresh agent for every B run, started through the CLI; ${opts.pods} idle pods beside client and server.`);
+  if (opts.baseline === 'empty-tc') notes.push('Baseline: an empty TC program attached by TCX at ingress and egress of every veth (--baseline empty-tc): the ratios are the agent above what a TC hook costs by itself.');
   notes.push(`Agent: \`kubenetprobe agent -i GLOB\` with defaults${opts.xdp ? `, --xdp ${opts.xdp}` : ''}${opts.sampleRate !== undefined ? `, --packet-sample-rate ${opts.sampleRate}` : ''}${opts.agentArgs.length ? `, ${opts.agentArgs.join(' ')}` : ''} (packet events 1 in ${opts.sampleRate ?? 100}); flow table capacity ${capacity}; on each veth: ${attachNotes.join('; ')}.`);
   notes.push(`Machine: ${fmt(busyBefore * 100, 0)} % busy (all CPUs) in the seconds before the run, load average ${load0.map((x) => x.toFixed(2)).join(' ')}; during runs ${fmt(busy.median, 0)} % [${fmt(busy.min, 0)}–${fmt(busy.max, 0)}] busy, the workloads' own load included.`);
   if (opts.bpfStats) notes.push('kernel.bpf_stats_enabled was on during the run: every BPF program pays two clock reads more, so B runs are slightly worse than without it.');

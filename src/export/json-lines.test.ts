@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, createReadStream, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -124,7 +124,7 @@ test('reopen() after logrotate moved the file: new lines go to a new file at the
   }
 });
 
-test('a target that does not keep up: the backlog is bounded, the rest is dropped and counted, the event loop never waits', async () => {
+test('a target that does not keep up: the backlog is bounded, the rest is dropped and counted, the event loop never waits', { timeout: 60_000 }, async () => {
   const dir = tmp();
   let reader: number | undefined;
   try {
@@ -156,14 +156,25 @@ test('a target that does not keep up: the backlog is bounded, the rest is droppe
     assert.equal(errors.length, 1, 'the loss is reported, once (rate-limited)');
     assert.match(errors[0]!.message, /waiting to be written \(limit 32768\): dropping lines/);
 
-    // The reader catches up: what was kept arrives, exactly.
-    const cat = spawn('cat', [fifo]);
+    // The reader catches up: what was kept arrives, exactly. The new reader must have the FIFO
+    // open before the old one closes: with no reader at all, the sink's pending write fails
+    // (EPIPE), the sink lets go of the FIFO, and a reader that opens after that waits forever
+    // for a writer.
+    const catching = createReadStream(fifo, { encoding: 'utf8' });
     let out = '';
-    cat.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    catching.on('data', (d) => (out += d));
+    const ended = new Promise<void>((resolve, reject) => {
+      catching.once('end', () => resolve());
+      catching.once('error', reject);
+    });
+    await new Promise<void>((resolve, reject) => {
+      catching.once('open', () => resolve());
+      catching.once('error', reject);
+    });
     closeSync(reader);
     reader = undefined;
     await sink.close();
-    await new Promise((r) => cat.on('close', r));
+    await ended;
     const got = out.split('\n').slice(0, -1).map((l) => (JSON.parse(l) as { i: number }).i);
     const after = sink.stats();
     assert.equal(after.backlogLines, 0);

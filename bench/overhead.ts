@@ -10,7 +10,8 @@
  *
  *   node dist/bench/overhead.js [--quick] [--pairs N] [--seconds S] [--pods N]
  *        [--workloads tcp,udp,rr,churn,flood] [--xdp auto|off|generic|native]
- *        [--sample-rate N] [--bpf-stats] [--agent-arg ARG ...] [--baseline none|empty-tc] [--tag NAME]
+ *        [--sample-rate N] [--bpf-stats] [--agent-arg ARG ...] [--baseline none|empty-tc]
+ *        [--compare agent|empty-tc] [--tag NAME]
  *
  * Defaults: 10 pairs of 3 s per workload, 4 idle pods (about 7 minutes); --quick: 2 pairs of 1 s (about 40 s).
  * (bench/overhead.sh builds first, installs iperf3 if missing, then runs this.)
@@ -61,12 +62,14 @@ interface Options {
   agentArgs: string[];
   /** What the A runs have attached: nothing (the node without KubeNetProbe), or an empty TC program on every veth. */
   baseline: 'none' | 'empty-tc';
+  /** What the B runs have: the agent, or (to measure what a TC hook costs by itself) only an empty TC program on every veth. */
+  compare: 'agent' | 'empty-tc';
   tag: string;
 }
 
 function usage(msg: string): never {
   process.stderr.write(
-    `overhead: ${msg}\nusage: node dist/bench/overhead.js [--quick] [--pairs N] [--seconds S] [--pods N] [--workloads ${WORKLOADS.join(',')}] [--xdp auto|off|generic|native] [--sample-rate N] [--bpf-stats] [--agent-arg ARG ...] [--baseline none|empty-tc] [--tag NAME]\n`,
+    `overhead: ${msg}\nusage: node dist/bench/overhead.js [--quick] [--pairs N] [--seconds S] [--pods N] [--workloads ${WORKLOADS.join(',')}] [--xdp auto|off|generic|native] [--sample-rate N] [--bpf-stats] [--agent-arg ARG ...] [--baseline none|empty-tc] [--compare agent|empty-tc] [--tag NAME]\n`,
   );
   process.exit(2);
 }
@@ -87,6 +90,7 @@ function parseFlags(argv: string[]) {
       'bpf-stats': { type: 'boolean' },
       'agent-arg': { type: 'string', multiple: true },
       baseline: { type: 'string' },
+      compare: { type: 'string' },
       tag: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -119,6 +123,8 @@ function parseOptions(argv: string[]): Options {
   if (v.xdp !== undefined && !['auto', 'off', 'generic', 'native'].includes(v.xdp)) usage('--xdp takes auto, off, generic or native');
   if (v.tag !== undefined && !/^[a-z0-9-]+$/.test(v.tag)) usage('--tag takes [a-z0-9-]+');
   if (v.baseline !== undefined && v.baseline !== 'none' && v.baseline !== 'empty-tc') usage('--baseline takes none or empty-tc');
+  if (v.compare !== undefined && v.compare !== 'agent' && v.compare !== 'empty-tc') usage('--compare takes agent or empty-tc');
+  if (v.compare === 'empty-tc' && v.baseline === 'empty-tc') usage('--compare empty-tc needs --baseline none');
   return {
     quick,
     pairs: num('pairs', v.pairs, quick ? 2 : 10, 1),
@@ -130,6 +136,7 @@ function parseOptions(argv: string[]): Options {
     bpfStats: v['bpf-stats'] ?? false,
     agentArgs: v['agent-arg'] ?? [],
     baseline: (v.baseline as Options['baseline'] | undefined) ?? 'none',
+    compare: (v.compare as Options['compare'] | undefined) ?? 'agent',
     tag: v.tag ?? 'overhead',
   };
 }
@@ -704,8 +711,9 @@ async function main(): Promise<void> {
         for (let p = 0, per = d.pairsPerRound ?? 1; p < per; p++) {
           const pair = round * per + p;
           for (const variant of rotate(['baseline', 'agent'] as const, pair)) {
-            const agent = variant === 'agent' ? await AgentProcess.start(node.glob, node.interfaces, opts) : undefined;
-            const hooks = variant === 'baseline' && opts.baseline === 'empty-tc' ? EmptyTcHooks.attach(node) : undefined;
+            const agent = variant === 'agent' && opts.compare === 'agent' ? await AgentProcess.start(node.glob, node.interfaces, opts) : undefined;
+            const emptyHooks = variant === 'baseline' ? opts.baseline === 'empty-tc' : opts.compare === 'empty-tc';
+            const hooks = emptyHooks ? EmptyTcHooks.attach(node) : undefined;
             try {
               if (agent) await sleep(1000); // past the start-up work (first pipeline cycles, compilation)
               const bpf0 = agent && opts.bpfStats ? await bpfStatsOf(agent.pid) : undefined;
@@ -896,6 +904,7 @@ function summarise(opts: Options, runs: Run[], checks: BenchResult['checks'], ca
   });
   const busy = summarize(runs.map((r) => r.machineBusy * 100));
   notes.push(`${opts.pairs} pairs per workload (${pairsNote(opts)}), ${opts.seconds} s per run, order rotated each pair (A B, B A, ...); a fresh agent for every B run, started through the CLI; ${opts.pods} idle pods beside client and server.`);
+  if (opts.compare === 'empty-tc') notes.push('Compared: the B runs ("with agent") have no agent, only an empty TC program attached by TCX at ingress and egress of every veth (--compare empty-tc): the ratios are what a TC hook costs by itself.');
   if (opts.baseline === 'empty-tc') notes.push('Baseline: an empty TC program attached by TCX at ingress and egress of every veth (--baseline empty-tc): the ratios are the agent above what a TC hook costs by itself.');
   notes.push(`Agent: \`kubenetprobe agent -i GLOB\` with defaults${opts.xdp ? `, --xdp ${opts.xdp}` : ''}${opts.sampleRate !== undefined ? `, --packet-sample-rate ${opts.sampleRate}` : ''}${opts.agentArgs.length ? `, ${opts.agentArgs.join(' ')}` : ''} (packet events 1 in ${opts.sampleRate ?? 100}); flow table capacity ${capacity}; on each veth: ${attachNotes.join('; ')}.`);
   notes.push(`Machine: ${fmt(busyBefore * 100, 0)} % busy (all CPUs) in the seconds before the run, load average ${load0.map((x) => x.toFixed(2)).join(' ')}; during runs ${fmt(busy.median, 0)} % [${fmt(busy.min, 0)}–${fmt(busy.max, 0)}] busy, the workloads' own load included.`);

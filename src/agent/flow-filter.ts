@@ -134,6 +134,15 @@ export function setIdentityParam(f: IdentityFilter, name: string, raw: string): 
   return true;
 }
 
+/** The identity filters alone (as /metrics and the event history take them); any other name is refused. */
+export function parseIdentityFilter(params: Record<string, string | undefined>): IdentityFilter {
+  const f: IdentityFilter = {};
+  for (const [name, raw] of Object.entries(params)) {
+    if (raw !== undefined && !setIdentityParam(f, name, raw)) throw new FilterError(name, `unknown filter (${IDENTITY_FILTER_PARAMS.join(', ')})`);
+  }
+  return f;
+}
+
 /** From query parameters or flags (strings); unknown names are refused. */
 export function parseFilter(params: Record<string, string | undefined>): FlowFilter {
   const f: FlowFilter = {};

@@ -16,7 +16,7 @@ import { streamSSE } from 'hono/streaming';
 import { bodyLimit } from 'hono/body-limit';
 import { createAdaptorServer } from '@hono/node-server';
 import type { Agent, LostReport } from '../agent/agent.js';
-import { FLOW_FILTER_PARAMS, FilterError, IDENTITY_FILTER_PARAMS, addressMatcher, compileFilter, parseFilter, setIdentityParam, type IdentityFilter } from '../agent/flow-filter.js';
+import { FLOW_FILTER_PARAMS, FilterError, addressMatcher, compileFilter, parseFilter, parseIdentityFilter } from '../agent/flow-filter.js';
 import { SECURITY_FILTER_PARAMS, compileSecurityFilter, parseSecurityFilter, sourceMatcher } from '../agent/security-filter.js';
 import { KubeNetProbeError } from '../errors.js';
 import type { FlowRecord } from '../agent/flow-accounter.js';
@@ -46,17 +46,6 @@ function filterOf(c: Context, extra: readonly string[] = []): ReturnType<typeof 
     params[k] = v;
   }
   return parseFilter(params);
-}
-
-/** Identity filters alone (namespace, pod, workload, service, label), as /metrics takes them; undefined without any. */
-function identityFilterOf(c: Context): IdentityFilter | undefined {
-  const f: IdentityFilter = {};
-  let any = false;
-  for (const [k, v] of Object.entries(c.req.query())) {
-    if (!setIdentityParam(f, k, v)) throw new FilterError(k, `unknown filter (${IDENTITY_FILTER_PARAMS.join(', ')})`);
-    any = true;
-  }
-  return any ? f : undefined;
 }
 
 function limitOf(c: Context): number {
@@ -258,7 +247,8 @@ export function createApp(agent: Agent, metrics?: AgentMetrics): Hono {
 
   if (metrics) {
     app.get('/metrics', async (c) => {
-      const { contentType, body } = await metrics.scrape(identityFilterOf(c));
+      // The identity filters alone scope it (none: everything).
+      const { contentType, body } = await metrics.scrape(parseIdentityFilter(c.req.query()));
       return c.body(body, 200, { 'content-type': contentType });
     });
   }

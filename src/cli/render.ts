@@ -14,7 +14,7 @@ export type { BlockChangeWire, BlockWire, FlowWire, LostWire, SecurityEventWire 
 
 export type OutputFormat = 'table' | 'json' | 'compact';
 
-const ep = (ip: string, port: number): string => (ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`);
+export const ep = (ip: string, port: number): string => (ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`);
 /** namespace/pod:port where the identity is known, with its service where that is known too (`shop/api-0:8080 (svc api)`), else the address. */
 const named = (id: IdentityWire | null | undefined, ip: string, port: number): string =>
   id ? `${id.namespace}/${id.pod}:${port}${id.service ? ` (svc ${id.service})` : ''}` : ep(ip, port);

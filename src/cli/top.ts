@@ -6,8 +6,8 @@
 import type { TalkerGroup, TopTalker } from '../history/history-store.js';
 import { formatBytes } from '../format.js';
 import type { Conversation } from '../agent/conversations.js';
-import { table } from './render.js';
-import { workloadName } from '../export/lines.js';
+import { ep, table } from './render.js';
+import { workloadName, type IdentityWire } from '../export/lines.js';
 
 export type TopSort = 'bytes' | 'packets' | 'rate';
 
@@ -22,16 +22,14 @@ export interface TopRow {
   state: string;
 }
 
-const ep = (ip: string, port: number): string => (ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`);
-
 /** A conversation as the API sends it: each end's pod where the agent knows it (absent from older agents). */
 export type ConversationWire = Conversation & {
-  aIdentity?: { namespace: string; pod: string } | null;
-  bIdentity?: { namespace: string; pod: string } | null;
+  aIdentity?: IdentityWire | null;
+  bIdentity?: IdentityWire | null;
 };
 
 /** "namespace/pod:port" where the pod is known (as hubble observe names ends), else "ip:port". */
-const named = (e: { ip: string; port: number }, id: { namespace: string; pod: string } | null | undefined): string =>
+const named = (e: { ip: string; port: number }, id: IdentityWire | null | undefined): string =>
   id ? `${id.namespace}/${id.pod}:${e.port}` : ep(e.ip, e.port);
 
 /** Rows for one frame: totals from `now`, rates against `before` (read `seconds` earlier). */

@@ -28,7 +28,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writ
 import { dirname, resolve } from 'node:path';
 import { BIGINT, DuckDBInstance, INTEGER, LIST, TIMESTAMP, UHUGEINT, UTINYINT, VARCHAR, listValue, type DuckDBConnection, type DuckDBType, type DuckDBValue, type JS } from '@duckdb/node-api';
 import type { FlowRecord, FlowRecordReason } from '../agent/flow-accounter.js';
-import { FilterError, IDENTITY_FILTER_PARAMS, LIVE_IDENTITY_PARAMS, LIVE_ONLY_MESSAGE, parseFilter, setIdentityParam, type FilterIdentity, type FlowFilter, type IdentityFilter, type IdentityResolver } from '../agent/flow-filter.js';
+import { FilterError, IDENTITY_FILTER_PARAMS, LIVE_IDENTITY_PARAMS, LIVE_ONLY_MESSAGE, parseFilter, parseIdentityFilter, type FilterIdentity, type FlowFilter, type IdentityFilter, type IdentityResolver } from '../agent/flow-filter.js';
 import { SEVERITIES, type Severity } from '../abi/layouts.js';
 import { ClosedError, InvalidArgumentError, KubeNetProbeError } from '../errors.js';
 import type { Direction, IpFamily, SecurityEvent } from '../types.js';
@@ -870,11 +870,7 @@ export class HistoryStore {
       where.push(`attacker_addr BETWEEN ${p.set('source_lo', r.lo, UHUGEINT)} AND ${p.set('source_hi', r.hi, UHUGEINT)}`);
     }
     // Checked as the API and the CLI check them, so a bad value fails with the same message.
-    const ident: IdentityFilter = {};
-    for (const name of IDENTITY_FILTER_PARAMS) {
-      const v = q[name];
-      if (v !== undefined && v !== '') setIdentityParam(ident, name, String(v));
-    }
+    const ident = parseIdentityFilter(Object.fromEntries(IDENTITY_FILTER_PARAMS.map((name) => [name, q[name] === '' ? undefined : q[name]])));
     identityClauses(ident, ['attacker', 'target'], p, where);
     const limit = p.set('limit', checkLimit('limit', q.limit, 1000, MAX_ROWS), BIGINT);
     const sql =

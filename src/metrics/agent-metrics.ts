@@ -32,8 +32,6 @@ export class AgentMetrics {
   /** The per-pod and per-workload series alone, for scrapes with identity filters. */
   private readonly identityRegistry = new Registry();
   private readonly pods: PodTraffic;
-  /** Pod key ("namespace/name") -> identity, as of the last cycle. */
-  private podIds = new Map<string, PodIdentity>();
   /** The filtered scrape under way: which pods and workloads it keeps. */
   private keep: { pod(key: string): boolean; workload(key: string): boolean } | undefined;
   private readonly cycleSeconds: Histogram;
@@ -254,13 +252,7 @@ export class AgentMetrics {
     for (let i = 0; i < c.snapshot.count; i++) if (!c.snapshot.removed[i]) live++;
     this.activeFlows = live;
     const pods: [string, string, string | undefined][] = [];
-    const ids = new Map<string, PodIdentity>();
-    for (const [ip, id] of this.agent.knownPods()) {
-      const key = `${id.namespace}/${id.pod}`;
-      ids.set(key, id);
-      pods.push([ip, key, id.workload ? workloadKey(id) : undefined]);
-    }
-    this.podIds = ids;
+    for (const [ip, id] of this.agent.knownPods()) pods.push([ip, podKey(id), id.workload ? workloadKey(id) : undefined]);
     this.pods.setPods(pods);
     // Flows that ended this cycle first: the read no longer has them.
     for (const r of c.records) if (r.reason === 'final') this.pods.ended(r.flow.key, r.flow.packets, r.flow.bytes);
@@ -280,9 +272,9 @@ export class AgentMetrics {
     if (match) {
       const pods = new Set<string>();
       const workloads = new Set<string>();
-      for (const [key, id] of this.podIds) {
+      for (const [, id] of this.agent.knownPods()) {
         if (!match([id])) continue;
-        pods.add(key);
+        pods.add(podKey(id));
         if (id.workload) workloads.add(workloadKey(id));
       }
       this.keep = { pod: (k) => pods.has(k), workload: (k) => workloads.has(k) };
@@ -306,6 +298,10 @@ export class AgentMetrics {
     this.registry.clear();
     this.identityRegistry.clear();
   }
+}
+
+function podKey(id: PodIdentity): string {
+  return `${id.namespace}/${id.pod}`;
 }
 
 function workloadKey(id: PodIdentity): string {

@@ -398,12 +398,14 @@ static __always_inline void detect_tcp(struct __sk_buff *skb, struct parsed *p, 
 	 * connection or test a port. A SYN-ACK, FIN-ACK or RST with ordinary
 	 * flags has nothing left to tell: done before the first-sighting check
 	 * (a map lookup on egress) and the clock. */
-	if (!(type && detector_on(type)) && (f & (TCP_ACK | TCP_RST)))
+	if (type && !detector_on(type))
+		type = 0;
+	if (!type && (f & (TCP_ACK | TCP_RST)))
 		return;
 	if (!first_sighting(skb, p->key.direction))
 		return;
 	now = bpf_ktime_get_coarse_ns();
-	if (type && detector_on(type))
+	if (type)
 		flag(p, hook, p->key.saddr, type, severity, 1, 1, 0, f, now);
 	if (f & (TCP_ACK | TCP_RST))
 		return;

@@ -41,8 +41,9 @@ import { TestNet, type Pod } from '../test/helpers/testnet.js';
 import { tryAttachTcx } from '../src/attach/tcx.js';
 import type { Attachment } from '../src/attach/attachment.js';
 import type { Collection } from '../src/loader/object.js';
-import { benchDir, fmt, loadCollection, log, nowNs, pairedRatios, rotate, summarize, writeResult, type BenchResult, type ResultRow, type Summary } from './common.js';
+import { benchDir, fmt, fmtSummary, loadCollection, log, nowNs, pairedRatios, rotate, summarize, writeResult, type BenchResult, type ResultRow, type Summary } from './common.js';
 import { freePort } from '../test/helpers/free-port.js';
+import { sleep } from '../test/helpers/attached.js';
 
 // ---- Options ------------------------------------------------------------------
 
@@ -213,7 +214,6 @@ async function stop(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM', gra
   clearTimeout(timer);
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function buildLoadgen(): void {
   if (existsSync(LOADGEN) && statSync(LOADGEN).mtimeMs > statSync(LOADGEN_SRC).mtimeMs) return;
@@ -841,7 +841,7 @@ function summarise(opts: Options, runs: Run[], checks: BenchResult['checks'], ca
         ratio,
         ratioMeaning: m.higherIsBetter ? `${m.label}: with agent / without (higher is better)` : `${m.label}: with agent / without (lower is better)`,
         ...(m.goal ? { goal: { text: m.goal.text, pass: m.goal.pass(ratio.median) } } : {}),
-        ...(aa.n ? { note: `noise floor: baseline / previous pair's baseline ${range(aa, 3)}×` } : {}),
+        ...(aa.n ? { note: `noise floor: baseline / previous pair's baseline ${fmtSummary(aa, 3)}×` } : {}),
       });
     }
     const ag = withAgent.map((r) => r.agent!).filter(Boolean);
@@ -963,9 +963,6 @@ function perProgram(runs: Run[]): string[][] {
   return out;
 }
 
-function range(s: Summary, digits: number): string {
-  return `${fmt(s.median, digits)} [${fmt(s.min, digits)}–${fmt(s.max, digits)}]`;
-}
 
 function digitsFor(unit: string, v: number): number {
   if (unit === 'Gbit/s') return 1;
@@ -988,9 +985,9 @@ function markdown(r: OverheadResult, opts: Options): string {
   for (const row of r.rows) {
     const d = digitsFor(row.unit, row.value.median);
     const status = row.goal ? (row.goal.pass ? '**pass**' : '**miss**') : '';
-    const base = row.baseline ? `${range(row.baseline.value, d)} ${row.unit}` : '–';
-    const ratio = row.ratio ? `${range(row.ratio, 3)}×` : '–';
-    const value = row.unit === 'MB' ? `${fmt(row.value.max, 0)} MB (largest)` : `${range(row.value, d)} ${row.unit}`;
+    const base = row.baseline ? `${fmtSummary(row.baseline.value, d)} ${row.unit}` : '–';
+    const ratio = row.ratio ? `${fmtSummary(row.ratio, 3)}×` : '–';
+    const value = row.unit === 'MB' ? `${fmt(row.value.max, 0)} MB (largest)` : `${fmtSummary(row.value, d)} ${row.unit}`;
     const aa = r.noise[row.case];
     L.push(`| ${row.case} | ${base} | ${value} | ${ratio} | ${aa ? `${fmt(aa.min, 2)}–${fmt(aa.max, 2)}×` : '–'} | ${row.goal?.text ?? ''} | ${status} |`);
   }

@@ -2,10 +2,11 @@
  * What a short TCP connection costs the kernel programs: the ten frames of a
  * connection (SYN, SYN-ACK, ACK, a byte each way with their ACKs, FIN-ACK
  * each way, the last ACK), each run once through tc_ingress (the sender's
- * veth) and once through tc_egress (the receiver's), with BPF_PROG_TEST_RUN,
- * for N connections with distinct client ports: the path a connection-churn
- * load takes (four new flows per connection, the SYN-flood and port-scan
- * state, the first ACK). The baseline, in the same round: the same frames
+ * veth) and once through tc_egress (the receiver's, as a frame forwarded
+ * from the sender's watched veth: ingress_ifindex set, and flagged), with
+ * BPF_PROG_TEST_RUN, for N connections with distinct client ports: the path
+ * a connection-churn load between two pods of a node takes (a new flow for
+ * each direction, the SYN-flood and port-scan state, the first ACK). The baseline, in the same round: the same frames
  * again once their flows exist (the established path). A round loads the
  * object afresh, so the table starts empty each time. What test_run itself
  * adds to one run (its timer, the skb) is measured in every round with an
@@ -25,6 +26,7 @@ import { TestRunner } from '../src/loader/test-run.js';
 import { ethernet, ipv4, mac, tcp, TCP } from '../tools/frames.js';
 import { benchDir, envInt, fmt, fmtSummary, loadCollection, log, pairedRatios, rotate, summarize, writeResult, type ResultRow } from './common.js';
 import { packageRoot } from '../src/paths.js';
+import { IFACE_FLAG } from '../src/abi/layouts.js';
 
 const CONNECTIONS = envInt('BENCH_CONNECTIONS', 15_000); // 4 flows each: within the default 65 536
 const ROUNDS = envInt('BENCH_ROUNDS', 7);
@@ -61,6 +63,10 @@ function frames(conn: number): Uint8Array[] {
   });
 }
 
+/** test_run's skb arrives on lo: the "sender's veth" whose TC ingress is watched. */
+const SENDER_IFINDEX = 1;
+const FORWARDED = { ingressIfindex: SENDER_IFINDEX };
+
 /** ns per program run over every frame of every connection, once through each hook; per step and hook in `bySlot` (step * 2 + hook). */
 function pass(ingress: TestRunner, egress: TestRunner, all: Uint8Array[][], bySlot?: number[]): number {
   let ns = 0;
@@ -68,7 +74,7 @@ function pass(ingress: TestRunner, egress: TestRunner, all: Uint8Array[][], bySl
   for (const conn of all) {
     conn.forEach((f, step) => {
       const a = ingress.runOrThrow(f, 1).durationNs;
-      const b = egress.runOrThrow(f, 1).durationNs;
+      const b = egress.runOrThrow(f, 1, FORWARDED).durationNs;
       if (bySlot) {
         bySlot[step * 2] = (bySlot[step * 2] ?? 0) + a / all.length;
         bySlot[step * 2 + 1] = (bySlot[step * 2 + 1] ?? 0) + b / all.length;
@@ -94,6 +100,9 @@ function emptyPass(all: Uint8Array[][], bySlot: number[]): number {
 
 function measure(object: string, all: Uint8Array[][], bySlot: number[]): { fresh: number; established: number } {
   const coll = loadCollection(object);
+  // As the monitor flags an interface whose TC ingress it attached.
+  const u32 = (n: number): Buffer => Buffer.from(new Uint32Array([n]).buffer);
+  coll.map('knp_iface_flags').update(u32(SENDER_IFINDEX), u32(IFACE_FLAG.tcIngress));
   const ingress = new TestRunner(coll.program('tc_ingress').fd);
   const egress = new TestRunner(coll.program('tc_egress').fd);
   try {

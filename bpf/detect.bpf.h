@@ -10,9 +10,9 @@
  * a flow (a scan or sweep opens a new flow with every probe, so the scan
  * detectors ride on the flow table's miss path).
  *
- * One packet counts once per node: a frame forwarded between two watched
- * interfaces passes TC ingress on the first and TC egress on the second;
- * only the first feeds the detectors.
+ * One packet counts once per node: handle_skb() passes only a frame's first
+ * sighting here (a frame forwarded between two watched interfaces passes TC
+ * ingress on the first and TC egress on the second; only the first counts).
  */
 #ifndef KNP_DETECT_BPF_H
 #define KNP_DETECT_BPF_H
@@ -70,13 +70,6 @@ struct {
 	__type(value, __u8);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } knp_allowlist SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u32);   /* ifindex */
-	__type(value, __u32); /* KNP_IFACE_* */
-} knp_iface_flags SEC(".maps");
 
 struct knp_detect_state *knp_abi_detect_state __attribute__((unused));
 struct knp_block *knp_abi_block __attribute__((unused));
@@ -290,22 +283,6 @@ static __always_inline __u32 mark_seen(struct knp_detect_state *st, __u32 value)
 	return ++st->distinct;
 }
 
-/* Does this frame feed the detectors? Not a TC egress frame that our TC
- * ingress already saw on its way in. Asked only on the paths that update
- * detector state. */
-static __always_inline int first_sighting(struct __sk_buff *skb, __u8 direction)
-{
-	__u32 in, *flags;
-
-	if (direction == KNP_DIR_INGRESS)
-		return 1;
-	in = skb->ingress_ifindex;
-	if (!in) /* sent by this host */
-		return 1;
-	flags = bpf_map_lookup_elem(&knp_iface_flags, &in);
-	return !(flags && (*flags & KNP_IFACE_TC_INGRESS));
-}
-
 /* A source that no real host sends from: loopback, multicast, reserved
  * (240/4, which holds the limited broadcast), "this network" (0/8, except
  * DHCP's 0.0.0.0 to 255.255.255.255). IPv6: ::1, multicast, and IPv4-mapped
@@ -360,7 +337,7 @@ static __always_inline int echo_request(struct parsed *p)
 	       (p->key.proto == IPPROTO_ICMPV6 && p->key.dport == (ICMPV6_ECHO_REQUEST << 8));
 }
 
-static __always_inline void detect_tcp(struct __sk_buff *skb, struct parsed *p, __u8 hook, int acct)
+static __always_inline void detect_tcp(struct parsed *p, __u8 hook, int acct)
 {
 	struct knp_detect_state *st;
 	__u8 f = p->tcp_flags;
@@ -370,7 +347,7 @@ static __always_inline void detect_tcp(struct __sk_buff *skb, struct parsed *p, 
 	/* The common case first: an ACK segment without SYN or FIN. It matters
 	 * only as the handshake's last step, for the SYN flood's half-open share. */
 	if ((f & TCP_ACK) && !(f & (TCP_SYN | TCP_FIN))) {
-		if (!(acct & KNP_ACCT_FIRST_ACK) || !detector_on(KNP_SEC_SYN_FLOOD) || !first_sighting(skb, p->key.direction))
+		if (!(acct & KNP_ACCT_FIRST_ACK) || !detector_on(KNP_SEC_SYN_FLOOD))
 			return;
 		struct knp_subject_key k = { .type = KNP_SEC_SYN_FLOOD };
 
@@ -396,13 +373,10 @@ static __always_inline void detect_tcp(struct __sk_buff *skb, struct parsed *p, 
 	}
 	/* Probes: segments without ACK or RST (SYN, NULL, FIN, XMAS) open a
 	 * connection or test a port. A SYN-ACK, FIN-ACK or RST with ordinary
-	 * flags has nothing left to tell: done before the first-sighting check
-	 * (a map lookup on egress) and the clock. */
+	 * flags has nothing left to tell: done before the clock. */
 	if (type && !detector_on(type))
 		type = 0;
 	if (!type && (f & (TCP_ACK | TCP_RST)))
-		return;
-	if (!first_sighting(skb, p->key.direction))
 		return;
 	now = bpf_ktime_get_coarse_ns();
 	if (type)
@@ -441,16 +415,14 @@ static __always_inline void detect_tcp(struct __sk_buff *skb, struct parsed *p, 
 /*
  * Runs after the frame is accounted. `acct` is account_flow()'s KNP_ACCT_*.
  */
-static __always_inline void detect(struct __sk_buff *skb, struct parsed *p, __u8 hook, int acct)
+static __always_inline void detect(struct parsed *p, __u8 hook, int acct)
 {
 	struct knp_detect_state *st;
 	__u64 now;
 
 	if (p->is_tcp) {
-		detect_tcp(skb, p, hook, acct);
+		detect_tcp(p, hook, acct);
 	} else if (echo_request(p)) {
-		if (!first_sighting(skb, p->key.direction))
-			return;
 		now = bpf_ktime_get_coarse_ns();
 		if (detector_on(KNP_SEC_ICMP_FLOOD)) {
 			st = state_of(p->key.daddr, KNP_SEC_ICMP_FLOOD, now);
@@ -474,7 +446,7 @@ static __always_inline void detect(struct __sk_buff *skb, struct parsed *p, __u8
 			}
 		}
 	} else if (p->key.proto == IPPROTO_UDP && (acct & KNP_ACCT_NEW_FLOW) && detector_on(KNP_SEC_UDP_PORT_SCAN)) {
-		if (!first_sighting(skb, p->key.direction) || udp_reply(p))
+		if (udp_reply(p))
 			return;
 		now = bpf_ktime_get_coarse_ns();
 		st = state_of(p->key.saddr, KNP_SEC_UDP_PORT_SCAN, now);
@@ -490,7 +462,7 @@ static __always_inline void detect(struct __sk_buff *skb, struct parsed *p, __u8
 	/* Address checks, once per flow. */
 	if (!(acct & KNP_ACCT_NEW_FLOW))
 		return;
-	if (same_address(p) && detector_on(KNP_SEC_LAND) && first_sighting(skb, p->key.direction))
+	if (same_address(p) && detector_on(KNP_SEC_LAND))
 		flag(p, hook, p->key.saddr, KNP_SEC_LAND, KNP_SEV_HIGH, 1, 1, 0, p->tcp_flags, bpf_ktime_get_coarse_ns());
 	if (p->key.direction == KNP_DIR_INGRESS && detector_on(KNP_SEC_MARTIAN) && martian_source(p)) {
 		__u32 ifindex = p->key.ifindex;

@@ -93,7 +93,11 @@ enum knp_severity {
 };
 
 /*
- * One flow: a 5-tuple seen on one interface in one direction.
+ * One flow: a 5-tuple in one direction, with the interface and hook where
+ * this node first watched its packets. A packet is counted to one flow per
+ * node: a frame forwarded from one watched interface to another is counted
+ * at the TC ingress it came in through, not again at the TC egress it
+ * leaves by (see first_sighting() in monitor.bpf.c).
  * For ICMP and ICMPv6, dport holds type << 8 | code (as NetFlow v9/IPFIX
  * exporters do) and sport the echo identifier for echo request/reply.
  */
@@ -240,7 +244,7 @@ struct knp_lpm_key {
 };
 
 /* knp_iface_flags values, per ifindex, set by user space at attach. */
-#define KNP_IFACE_TC_INGRESS (1u << 0) /* our TC ingress runs here: its frames were already seen */
+#define KNP_IFACE_TC_INGRESS (1u << 0) /* our TC ingress runs here: TC egress skips frames that came in here */
 #define KNP_IFACE_MARTIANS   (1u << 1) /* report martian sources arriving here */
 
 /* A sampled packet, sent on the packet-event ring buffer. */

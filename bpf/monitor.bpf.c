@@ -2,9 +2,10 @@
 /*
  * KubeNetProbe kernel programs.
  *
- *   tc_ingress / tc_egress  count every frame, keep the flow table, sample
- *                           packet events and run the security detectors
- *                           (detect.bpf.h).
+ *   tc_ingress / tc_egress  count every frame per interface and hook; at
+ *                           the first watched hook a frame passes on this
+ *                           node, keep its flow, sample packet events and
+ *                           run the security detectors (detect.bpf.h).
  *   xdp_ingress             early ingress counting where XDP is wanted; it
  *                           keeps no flows, so a frame seen by both XDP and
  *                           TC is never accounted twice.
@@ -76,6 +77,14 @@ struct {
 	__type(key, __u32);
 	__type(value, struct knp_cpu_state);
 } knp_cpu_state SEC(".maps");
+
+/* Per watched interface, set by user space at attach: KNP_IFACE_* flags. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);   /* ifindex */
+	__type(value, __u32); /* KNP_IFACE_* */
+} knp_iface_flags SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -510,6 +519,27 @@ static __always_inline void emit_packet_event(struct parsed *p, __u32 frame_len,
 	count_global(KNP_CNT_PKT_EVENTS_SENT);
 }
 
+/*
+ * Is this the first watched hook the frame passes on this node? Every TC
+ * ingress is. A TC egress is unless the frame came in through an interface
+ * whose TC ingress we watch (skb->ingress_ifindex: 0 for frames this host
+ * sent): a frame forwarded from pod a's veth to pod b's was seen at a's
+ * ingress already, and is counted to a flow (and to the detectors) there,
+ * once per node, not again on its way out.
+ */
+static __always_inline int first_sighting(struct __sk_buff *skb, __u8 direction)
+{
+	__u32 in, *flags;
+
+	if (direction == KNP_DIR_INGRESS)
+		return 1;
+	in = skb->ingress_ifindex;
+	if (!in)
+		return 1;
+	flags = bpf_map_lookup_elem(&knp_iface_flags, &in);
+	return !(flags && (*flags & KNP_IFACE_TC_INGRESS));
+}
+
 #include "detect.bpf.h"
 
 static __always_inline int parse_skb(struct __sk_buff *skb, struct parsed *p)
@@ -540,6 +570,12 @@ static __always_inline int handle_skb(struct __sk_buff *skb, __u8 hook, __u8 dir
 	if (outcome != KNP_OUTCOME_PARSED)
 		return TC_ACT_UNSPEC;
 
+	/* Forwarded between watched interfaces: its flow, packet event and
+	 * detectors were done at the ingress it came through (and a blocked
+	 * source was dropped there). This halves the flow inserts of traffic
+	 * between pods of one node, the largest cost of short connections. */
+	if (!first_sighting(skb, direction))
+		return TC_ACT_UNSPEC;
 	p.key.ifindex = skb->ifindex;
 	p.key.direction = direction;
 	if (blocked(&p))
@@ -547,7 +583,7 @@ static __always_inline int handle_skb(struct __sk_buff *skb, __u8 hook, __u8 dir
 	acct = account_flow(&p, bpf_jiffies64());
 	emit_packet_event(&p, skb->len, hook);
 #ifndef KNP_NO_DETECTORS
-	detect(skb, &p, hook, acct);
+	detect(&p, hook, acct);
 #else
 	(void)acct; /* bench/bpf/no-detectors.bpf.c: the baseline without them */
 #endif

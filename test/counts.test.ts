@@ -46,13 +46,15 @@ describe('exact counts on a two-pod node', () => {
   });
 
   for (const family of ['ipv4', 'ipv6'] as const) {
-    test(`1000 UDP datagrams over ${family} give exactly 1000 packets in that flow, each way it was seen`, async () => {
+    test(`1000 UDP datagrams over ${family} give exactly 1000 packets in that flow, counted once where they enter the node`, async () => {
       const N = 1000;
       const PAYLOAD = 200;
       const src = family === 'ipv4' ? a.ipv4 : a.ipv6;
       const dst = family === 'ipv4' ? b.ipv4 : b.ipv6;
       const sport = family === 'ipv4' ? 40001 : 40002;
       const dport = family === 'ipv4' ? 5001 : 5002;
+      const leavingB = (): number => mon.getPacketStats().interfaces.find((c) => c.ifindex === ifB && c.hook === 'tc-egress')?.packets.parsed ?? 0;
+      const leftBefore = leavingB();
       const out = net.traffic(a, ['udp-send', dst, String(dport), String(N), String(PAYLOAD), String(sport)]);
       assert.match(out, /sent 1000/);
       await sleep(100);
@@ -66,11 +68,11 @@ describe('exact counts on a two-pod node', () => {
       assert.equal(atA[0]!.bytes, bytes);
       assert.equal(atA[0]!.key.family, family);
       assert.equal(atA[0]!.interface, a.hostIf);
-      // Host side of pod b: they leave the node towards b (egress).
-      const atB = udpFlow(flows, src, dst, sport, dport, ifB, 'egress');
-      assert.equal(atB.length, 1, `one flow at ${b.hostIf} egress`);
-      assert.equal(atB[0]!.packets, N);
-      assert.equal(atB[0]!.bytes, bytes);
+      // Host side of pod b: they leave towards b through TC egress, which
+      // counts the frames on the interface but not again in a flow: a
+      // packet is one flow's once per node.
+      assert.ok(leavingB() - leftBefore >= N, `${b.hostIf} tc-egress counted the frames`);
+      assert.equal(udpFlow(flows, src, dst, sport, dport, ifB, 'egress').length, 0, `no second flow at ${b.hostIf} egress`);
       // And never in the wrong direction.
       assert.equal(udpFlow(flows, src, dst, sport, dport, ifA, 'egress').length, 0);
       assert.equal(udpFlow(flows, src, dst, sport, dport, ifB, 'ingress').length, 0);
@@ -101,15 +103,47 @@ describe('exact counts on a two-pod node', () => {
     const N = 25;
     net.exec(a, 'ping', ['-c', String(N), '-i', '0.01', '-W', '2', '-q', b.ipv4]);
     await sleep(100);
-    const flows = mon.getFlowStats().filter((f) => f.key.protocol === 'ICMP' && f.key.ifindex === ifA);
-    const requests = flows.filter((f) => f.key.icmp?.type === 8 && f.key.srcIp === a.ipv4 && f.key.direction === 'ingress');
-    const replies = flows.filter((f) => f.key.icmp?.type === 0 && f.key.srcIp === b.ipv4 && f.key.direction === 'egress');
+    const flows = mon.getFlowStats().filter((f) => f.key.protocol === 'ICMP' && f.key.direction === 'ingress');
+    // Each counted where it entered the node: requests at a's veth, replies at b's.
+    const requests = flows.filter((f) => f.key.icmp?.type === 8 && f.key.srcIp === a.ipv4 && f.key.ifindex === ifA);
+    const replies = flows.filter((f) => f.key.icmp?.type === 0 && f.key.srcIp === b.ipv4 && f.key.ifindex === ifB);
+    assert.equal(mon.getFlowStats().filter((f) => f.key.protocol === 'ICMP' && f.key.direction === 'egress' && (f.key.srcIp === a.ipv4 || f.key.srcIp === b.ipv4)).length, 0, 'none again on the way out');
     assert.equal(requests.reduce((s, f) => s + f.packets, 0), N);
     assert.equal(replies.reduce((s, f) => s + f.packets, 0), N);
     // ping uses one identifier per run: one flow each way
     assert.equal(requests.length, 1);
     assert.equal(requests[0]!.key.srcPort, replies[0]!.key.srcPort, 'echo identifier is kept as the source port');
     assert.equal(requests[0]!.bytes, N * 84, 'default ping: 20 IP + 8 ICMP + 56 data');
+  });
+});
+
+describe('one flow per packet per node: where a frame is counted', () => {
+  const sent = (flows: FlowStats[], port: number) => flows.filter((f) => f.key.protocol === 'UDP' && f.key.dstPort === port);
+
+  test('a frame from an interface we do not watch is counted at the egress where we first see it, and again once its ingress is watched and then not', async () => {
+    await onTestNode({ ipv6: false }, { packetSampleRate: 0 }, async ({ net, mon, a, b }) => {
+      const N = 300;
+      // Only b's veth: a's frames come in unwatched, so b's TC egress is their first sighting.
+      const ifB = (await mon.attachToInterface(b.hostIf)).ifindex;
+      assert.match(net.traffic(a, ['udp-send', b.ipv4, '6601', String(N), '32', '46601']), /sent 300/);
+      await sleep(100);
+      let flows = sent(mon.getFlowStats(), 6601);
+      assert.deepEqual(flows.map((f) => [f.key.ifindex, f.key.direction, f.packets]), [[ifB, 'egress', N]]);
+
+      // Watch a's veth too: now they are counted entering at a, and b's egress leaves them be.
+      const ifA = (await mon.attachToInterface(a.hostIf)).ifindex;
+      assert.match(net.traffic(a, ['udp-send', b.ipv4, '6602', String(N), '32', '46602']), /sent 300/);
+      await sleep(100);
+      flows = sent(mon.getFlowStats(), 6602);
+      assert.deepEqual(flows.map((f) => [f.key.ifindex, f.key.direction, f.packets]), [[ifA, 'ingress', N]]);
+
+      // And after a's veth is let go, b's egress counts them again: nothing is lost.
+      assert.equal(await mon.detachFromInterface(a.hostIf), true);
+      assert.match(net.traffic(a, ['udp-send', b.ipv4, '6603', String(N), '32', '46603']), /sent 300/);
+      await sleep(100);
+      flows = sent(mon.getFlowStats(), 6603);
+      assert.deepEqual(flows.map((f) => [f.key.ifindex, f.key.direction, f.packets]), [[ifB, 'egress', N]]);
+    });
   });
 });
 

@@ -1,9 +1,10 @@
 /**
  * Conversations: the two directions of one connection merged into one
  * record, with packets and bytes each way and the TCP state as far as the
- * flags tell it. A node sees one packet at several points (pod a's veth
- * ingress, then pod b's veth egress); each direction is counted once, from
- * the observation point that saw the most of it, never summed.
+ * flags tell it. The kernel counts a packet once per node, where it entered
+ * (pod a's veth ingress, not again at pod b's veth egress), but where a
+ * direction has several observations (both ends of one veth pair watched)
+ * it is counted from the one that saw the most of it, never summed.
  */
 import type { FlowStats } from '../types.js';
 

@@ -19,10 +19,21 @@ export interface TestRunResult {
   durationNs: number;
 }
 
+// struct __sk_buff, as far as test_run reads it here: ingress_ifindex@36,
+// ifindex@40. Passed only where asked for; the kernel zero-fills the rest.
+const SKB_CTX_SIZE = 44;
+const SKB_INGRESS_IFINDEX = 36;
+
+export interface TestRunOptions {
+  /** TC programs: the skb's ingress_ifindex (the interface a forwarded frame came in through; 0: sent by this host). */
+  ingressIfindex?: number;
+}
+
 /** A reusable native buffer for frames (test_run needs a native pointer). */
 export class TestRunner {
   private mem: Ptr;
   private buf: Uint8Array;
+  private ctx: Ptr | undefined;
   private readonly opts = Buffer.alloc(OPTS_SIZE);
   private freed = false;
 
@@ -36,10 +47,22 @@ export class TestRunner {
     this.opts.writeBigUInt64LE(koffi.address(this.mem), 8);
   }
 
-  run(frame: Uint8Array, repeat = 1): TestRunResult {
+  run(frame: Uint8Array, repeat = 1, options: TestRunOptions = {}): TestRunResult {
     if (this.freed) throw new Error('TestRunner is closed');
     if (frame.length > this.capacity) throw new RangeError(`frame of ${frame.length} bytes exceeds ${this.capacity}`);
     this.buf.set(frame);
+    if (options.ingressIfindex !== undefined) {
+      if (!this.ctx) {
+        this.ctx = koffi.alloc('uint8_t', SKB_CTX_SIZE) as Ptr;
+        new Uint8Array(viewOf(this.ctx, SKB_CTX_SIZE)).fill(0);
+      }
+      new DataView(viewOf(this.ctx, SKB_CTX_SIZE)).setUint32(SKB_INGRESS_IFINDEX, options.ingressIfindex, true);
+      this.opts.writeBigUInt64LE(koffi.address(this.ctx), 32);
+      this.opts.writeUInt32LE(SKB_CTX_SIZE, 48);
+    } else {
+      this.opts.writeBigUInt64LE(0n, 32);
+      this.opts.writeUInt32LE(0, 48);
+    }
     this.opts.writeUInt32LE(frame.length, 24);
     // libbpf copies data_size_out back, and the kernel would take it as the
     // size of an output buffer next time: reset it (as the kernel selftests do).
@@ -52,8 +75,8 @@ export class TestRunner {
   }
 
   /** Like run(), but throws on failure. */
-  runOrThrow(frame: Uint8Array, repeat = 1): TestRunResult {
-    const r = this.run(frame, repeat);
+  runOrThrow(frame: Uint8Array, repeat = 1, options: TestRunOptions = {}): TestRunResult {
+    const r = this.run(frame, repeat, options);
     if (r.rc < 0) throw new SystemError('BPF_PROG_TEST_RUN', r.rc);
     return r;
   }
@@ -63,5 +86,6 @@ export class TestRunner {
     this.freed = true;
     this.buf = new Uint8Array(0);
     koffi.free(this.mem);
+    if (this.ctx) koffi.free(this.ctx);
   }
 }

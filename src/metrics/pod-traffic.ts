@@ -1,9 +1,11 @@
 /**
  * Traffic per pod for the pod-level metrics, under a cardinality budget.
  *
- * A pod's totals: what it sent (flows from its address entering the node
- * through TC ingress) and received (flows to its address leaving through TC
- * egress), so a packet between two watched pods counts once for each end.
+ * A pod's totals: what it sent (flows from its address) and received (flows
+ * to its address). The kernel counts each packet to one flow per node, at
+ * the first watched hook it passes, so a packet between two pods of this
+ * node counts once for each end. Only this node's pods are given (setPods),
+ * so a remote pod's traffic is left to its own node's agent.
  * Totals = the figures of flows that have ended (final records) + the live
  * flows of the latest read, which keeps them monotonic.
  *
@@ -31,7 +33,6 @@ const FIELDS = ['sentBytes', 'sentPackets', 'receivedBytes', 'receivedPackets'] 
 const zero = (): PodCounts => ({ sentBytes: 0, sentPackets: 0, receivedBytes: 0, receivedPackets: 0 });
 const W = 11; // words per flow key
 const V4_MAPPED = 0xffff0000; // word 2 of ::ffff:a.b.c.d, read little-endian
-const DIR_INGRESS = 0;
 
 interface PodState {
   /** Ended flows' figures. */
@@ -115,10 +116,11 @@ export class PodTraffic {
    * A flow that ended (a final record), with its last figures. Call it for
    * a read's final records before read(): the read no longer has them.
    */
-  ended(flow: { srcIp: string; dstIp: string; direction: string }, packets: number, bytes: number): void {
-    const ingress = flow.direction === 'ingress';
-    const pod = this.byIp.get(ingress ? flow.srcIp : flow.dstIp);
-    if (pod) this.add(this.state(pod).retired, ingress, packets, bytes);
+  ended(flow: { srcIp: string; dstIp: string }, packets: number, bytes: number): void {
+    const src = this.byIp.get(flow.srcIp);
+    const dst = this.byIp.get(flow.dstIp);
+    if (src) this.add(this.state(src).retired, true, packets, bytes);
+    if (dst) this.add(this.state(dst).retired, false, packets, bytes);
   }
 
   /** Takes a read of the table (flows marked removed have ended and come through ended()), then accounts. */
@@ -128,10 +130,13 @@ export class PodTraffic {
     for (let i = 0; i < view.count; i++) {
       if (view.removed[i]) continue;
       const at = i * W;
-      const ingress = ((w[at + 10]! >>> 16) & 0xff) === DIR_INGRESS;
-      // Sent: leaving the pod, i.e. entering the node at its veth's TC ingress.
-      const pod = ingress ? this.podAt(w, at) : this.podAt(w, at + 4);
-      if (pod) this.add(this.state(pod).live, ingress, view.packetsAt(i), view.bytesAt(i));
+      const src = this.podAt(w, at);
+      const dst = this.podAt(w, at + 4);
+      if (!src && !dst) continue;
+      const packets = view.packetsAt(i);
+      const bytes = view.bytesAt(i);
+      if (src) this.add(this.state(src).live, true, packets, bytes);
+      if (dst) this.add(this.state(dst).live, false, packets, bytes);
     }
     this.account();
   }

@@ -346,9 +346,11 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
       hooks: done.map((a) => ({ hook: a.hook, mode: a.mode, link: a.link })),
       notes,
     };
-    // What the detectors need to know of the interface: whether our TC
-    // ingress sees its frames (so TC egress elsewhere skips them), and
-    // whether martian sources are reported here.
+    // What the programs need to know of the interface: whether our TC
+    // ingress sees its frames (so TC egress elsewhere skips them: one flow
+    // per packet per node), and whether martian sources are reported here.
+    // Set after the attach, so a frame is counted twice for a moment rather
+    // than not at all.
     const flags = (done.some((a) => a.hook === 'tc-ingress') ? IFACE_FLAG.tcIngress : 0) | (options.martians ? IFACE_FLAG.martians : 0);
     try {
       if (flags) coll.map(MAP.ifaceFlags).update(u32(ifindex), u32(flags));
@@ -366,9 +368,11 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
     validateInterfaceName(name);
     for (const [ifindex, entry] of this.attached) {
       if (entry.info.name !== name) continue;
+      // The flag first: until the programs are gone, a frame forwarded from
+      // here is then counted twice (here and on its way out), never missed.
+      this.collection().map(MAP.ifaceFlags).delete(u32(ifindex));
       for (const a of entry.attachments) a.close();
       this.attached.delete(ifindex);
-      this.collection().map(MAP.ifaceFlags).delete(u32(ifindex));
       return true;
     }
     return false;

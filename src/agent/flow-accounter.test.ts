@@ -211,3 +211,24 @@ test('a key read twice in one read (deleted and re-added under the read) counts 
   assert.equal(acc.rateAt(0), undefined, 'the earlier copy is dropped');
   assert.deepEqual(acc.rateAt(2), { packetsPerSec: 100, bytesPerSec: 10000 });
 });
+
+test('room made up front (initialFlows) changes nothing but when memory is taken', () => {
+  const sized = new FlowAccounter({ activeTimeoutMs: 1500, initialFlows: 4096 });
+  const grown = new FlowAccounter({ activeTimeoutMs: 1500 });
+  const summary = (recs: FlowRecord[]): string[] => recs.map((r) => `${r.reason} ${r.flow.key.dstPort} ${r.deltaPackets} ${r.packetsPerSec}`).sort();
+  const reads: [FlowStats[], FlowStats[]][] = [
+    [Array.from({ length: 3000 }, (_, i) => flow(6000 + i, 1)), []],
+    [Array.from({ length: 3000 }, (_, i) => flow(6000 + i, 1 + i)), []],
+    // 1000 flows gone through eviction with their final figures, the rest carry on.
+    [Array.from({ length: 2000 }, (_, i) => flow(7000 + i, 2 + i)), Array.from({ length: 1000 }, (_, i) => flow(6000 + i, 1 + i))],
+  ];
+  reads.forEach(([live, evicted], n) => {
+    const at = 1000 * (n + 1);
+    const a = sized.ingest(table(live), evictedOf(evicted), at);
+    const b = grown.ingest(table(live), evictedOf(evicted), at);
+    assert.deepEqual(summary(a), summary(b), `read ${n}`);
+    for (let i = 0; i < live.length; i += 97) assert.deepEqual(sized.rateAt(i), grown.rateAt(i), `read ${n}, flow ${i}`);
+  });
+  // Something was reported, so the comparison compared something: the evicted flows' finals, and active records.
+  assert.equal(summary(sized.ingest(table([]), [], 4000)).filter((r) => r.startsWith('final')).length, 2000);
+});

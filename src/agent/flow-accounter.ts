@@ -68,6 +68,12 @@ export interface EvictedFlow {
 export interface AccounterOptions {
   /** Report long flows at least this often, in ms. */
   activeTimeoutMs: number;
+  /**
+   * Flows to make room for up front (the kernel table's capacity, as far as
+   * is reasonable): a table that fills in a second then costs no rounds of
+   * growing, rehashing and collecting the old arrays, each a stall of its own.
+   */
+  initialFlows?: number;
 }
 
 /** A multiply-xorshift hash over the key's 11 words, from `at` in `w`. */
@@ -115,7 +121,16 @@ export class FlowAccounter {
   /** State number of each flow of the current view (-1: removed). */
   private stateOf = new Int32Array(0);
 
-  constructor(private readonly opts: AccounterOptions) {}
+  constructor(private readonly opts: AccounterOptions) {
+    const n = Math.max(0, Math.floor(opts.initialFlows ?? 0));
+    if (n > 0) {
+      while (this.cap < n) this.grow();
+      // The open-addressing table stays at most half full.
+      let size = this.slots.length;
+      while (size < n * 2) size *= 2;
+      if (size > this.slots.length) this.rehash(size);
+    }
+  }
 
   private grow(): void {
     const cap = Math.max(1024, this.cap * 2);
@@ -247,7 +262,8 @@ export class FlowAccounter {
    */
   begin(atMs: number): AccounterRead {
     const cycle = ++this.cycle;
-    let stateOf = new Int32Array(1024).fill(-1);
+    // Sized for as many flows as the last read had (and grown if this one has more).
+    let stateOf = new Int32Array(Math.max(1024, this.stateOf.length)).fill(-1);
     // Active records are decided as flows arrive but built at end(), when
     // the read's view exists (and an evicted flow gets only its final one).
     const due: number[] = [];

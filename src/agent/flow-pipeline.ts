@@ -52,7 +52,9 @@ export function startFlowPipeline(monitor: NetworkMonitor, options: FlowPipeline
   for (const [name, v] of Object.entries({ intervalMs, idleTimeoutMs, activeTimeoutMs })) {
     if (!Number.isFinite(v) || v <= 0) throw new InvalidArgumentError(`${name} must be a positive number of milliseconds, got ${v}`);
   }
-  const accounter = new FlowAccounter({ activeTimeoutMs });
+  // Room for the kernel table's flows from the start, up to 65 536 (about 8 MB): the default
+  // table fills in a second under connection churn, and growing through it costs more than the room.
+  const accounter = new FlowAccounter({ activeTimeoutMs, initialFlows: Math.min(monitor.flowTableCapacity, 65_536) });
 
   const cycleOnce = async (): Promise<PipelineCycle> => {
     const t0 = performance.now();

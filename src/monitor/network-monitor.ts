@@ -378,6 +378,11 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
     return false;
   }
 
+  /** How many flows the kernel flow table holds (the flowTableCapacity it was created with). */
+  get flowTableCapacity(): number {
+    return this.options.flowTableCapacity;
+  }
+
   /** What this monitor is attached to. */
   attachedInterfaces(): AttachedInterface[] {
     return [...this.attached.values()].map((e) => e.info);

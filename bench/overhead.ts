@@ -9,7 +9,7 @@
  * (A B, B A, ...); ratios are taken per pair and summarised as median [min–max].
  *
  * Warm-up: before each measured run, A and B alike, the workload runs --warmup seconds (default 1;
- * churn: 2000 connections to a port of their own) unmeasured, then a pipeline cycle (1.1 s) passes.
+ * churn: 8000 connections to a port of their own) unmeasured, then two pipeline cycles (2.2 s) pass.
  * A node runs its agent for days, so B measures a running agent, not its start: V8 compiles the
  * pipeline on its first large table, a one-off cost that a fresh agent would otherwise put into the
  * first second of every B run. That cost is kept apart (the agent's CPU over the warm-up, and its
@@ -405,8 +405,15 @@ interface Node {
 }
 
 const PORT = { iperf: 5201, udp: 9000, rr: 7000, churn: 7001, churnWarmup: 7002 };
-/** Connections of a churn warm-up, to PORT.churnWarmup: 5-tuples the measured run never uses. */
-const CHURN_WARMUP_CONNECTIONS = 2000;
+/**
+ * Connections of a churn warm-up, to PORT.churnWarmup: 5-tuples the measured run never uses. Enough
+ * new flows in one cycle that V8 has optimized the agent's pipeline for a fast-growing table by the
+ * measured run: with 2 000, `--trace-deopt` still showed its code deoptimized and compiled again in
+ * the measured run; with 8 000 and two cycles, one small compile and no deoptimization.
+ */
+const CHURN_WARMUP_CONNECTIONS = 8000;
+/** After a warm-up: two pipeline cycles (the default interval is 1 s). */
+const WARMUP_SETTLE_MS = 2200;
 
 async function buildNode(pods: number): Promise<Node> {
   const net = TestNet.create(2 + pods, { ipv6: false });
@@ -747,7 +754,7 @@ async function main(): Promise<void> {
               const warmT0 = nowNs();
               if (opts.warmup > 0 && d.warmup !== false) {
                 await d.run({ node, seconds: opts.warmup, agent, capacity, warmup: true });
-                await sleep(1100); // a pipeline cycle over the warm-up's flows
+                await sleep(WARMUP_SETTLE_MS); // two pipeline cycles over the warm-up's flows
               }
               const warmCpu1 = agent?.cpu();
               const warmS = (nowNs() - warmT0) / 1e9;
@@ -941,7 +948,7 @@ function summarise(opts: Options, runs: Run[], checks: BenchResult['checks'], ca
     ]),
   });
   const busy = summarize(runs.map((r) => r.machineBusy * 100));
-  notes.push(`${opts.pairs} pairs per workload (${pairsNote(opts)}), ${opts.seconds} s per run, order rotated each pair (A B, B A, ...); a fresh agent for every B run, started through the CLI; ${opts.warmup ? `before each measured run, A and B alike, the workload ran ${opts.warmup} s unmeasured (churn: ${CHURN_WARMUP_CONNECTIONS} connections to another port; not the flood), then 1.1 s passed, so B measures a running agent, not its start (its CPU over the warm-up is in its own column)` : 'no warm-up: B measures a fresh agent'}; ${opts.pods} idle pods beside client and server.`);
+  notes.push(`${opts.pairs} pairs per workload (${pairsNote(opts)}), ${opts.seconds} s per run, order rotated each pair (A B, B A, ...); a fresh agent for every B run, started through the CLI; ${opts.warmup ? `before each measured run, A and B alike, the workload ran ${opts.warmup} s unmeasured (churn: ${CHURN_WARMUP_CONNECTIONS} connections to another port; not the flood), then ${WARMUP_SETTLE_MS / 1000} s passed (two pipeline cycles), so B measures a running agent, not its start (its CPU over the warm-up is in its own column)` : 'no warm-up: B measures a fresh agent'}; ${opts.pods} idle pods beside client and server.`);
   if (opts.compare === 'empty-tc') notes.push('Compared: the B runs ("with agent") have no agent, only an empty TC program attached by TCX at ingress and egress of every veth (--compare empty-tc): the ratios are what a TC hook costs by itself.');
   if (opts.baseline === 'empty-tc') notes.push('Baseline: an empty TC program attached by TCX at ingress and egress of every veth (--baseline empty-tc): the ratios are the agent above what a TC hook costs by itself.');
   notes.push(`Agent: \`kubenetprobe agent -i GLOB\` with defaults${opts.xdp ? `, --xdp ${opts.xdp}` : ''}${opts.sampleRate !== undefined ? `, --packet-sample-rate ${opts.sampleRate}` : ''}${opts.agentArgs.length ? `, ${opts.agentArgs.join(' ')}` : ''} (packet events 1 in ${opts.sampleRate ?? 100}); flow table capacity ${capacity}; on each veth: ${attachNotes.join('; ')}.`);

@@ -29,13 +29,15 @@ test('bench/overhead: one round of churn and flood runs, checks hold, nothing le
     const json = JSON.parse(readFileSync(join(OUT, `${tag}.json`), 'utf8')) as {
       rows: { case: string; value: { median: number }; ratio?: { median: number } }[];
       checks: { what: string; ok: boolean; detail: string }[];
-      runs: { variant: string; agent?: { pid: number } }[];
+      runs: { variant: string; workload: string; agent?: { pid: number; warmupCpuPercent?: number } }[];
     };
     assert.ok(existsSync(join(OUT, `${tag}.md`)), 'the markdown table is written');
     assert.match(out, /\| workload \| without agent \| with agent \|/);
     assert.equal(json.runs.length, 8, 'one round: three A/B pairs of churn (its runs are short), one of flood');
     for (const row of json.rows.filter((r) => r.ratio)) assert.ok(Number.isFinite(row.ratio!.median) && row.ratio!.median > 0, `${row.case}: a ratio`);
     assert.ok(json.checks.length >= 3, 'the churn and flood checks ran');
+    // The churn runs were warmed up (the agent's CPU over it is kept apart); the flood has no warm-up.
+    for (const r of json.runs.filter((x) => x.agent)) assert.equal(r.agent!.warmupCpuPercent !== undefined, r.workload === 'churn', `${r.workload}: warm-up CPU recorded`);
     for (const c of json.checks) assert.ok(c.ok, `${c.what}: ${c.detail}`);
     // Nothing left: the agents, the namespaces and links of this node.
     const id = /node ([0-9a-f]{6}):/.exec(err)?.[1];

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The end-to-end overhead benchmark (issue 8; bench/overhead.ts says what it
 # does): a node in namespaces, five workloads, each run alternately without
-# and with `kubenetprobe agent`, ratios per pair. Needs root. About 7 minutes;
+# and with `kubenetprobe agent`, ratios per pair. Needs root. About 14 minutes;
 # --quick is a one-minute smoke run.
 #
 #   bash bench/overhead.sh [--quick] [--pairs N] [--seconds S] [--pods N]

@@ -20,7 +20,7 @@
  *        [--sample-rate N] [--bpf-stats] [--agent-arg ARG ...] [--baseline none|empty-tc]
  *        [--compare agent|empty-tc] [--warmup S] [--tag NAME]
  *
- * Defaults: 10 pairs of 3 s per workload, 4 idle pods (about 7 minutes); --quick: 2 pairs of 1 s (about 40 s).
+ * Defaults: 10 pairs of 3 s per workload, 4 idle pods (about 14 minutes); --quick: 2 pairs of 1 s (about a minute).
  * (bench/overhead.sh builds first, installs iperf3 if missing, then runs this.)
  *
  * Workloads, each bounded by --seconds:

@@ -8,9 +8,10 @@
  * its ends. Served as GET /api/v1/service-map (the flow filters narrow it:
  * namespace, workload, label, ...).
  *
- * A packet between two watched pods is seen on both pods' veths; as in the
- * conversations, each direction counts once, from the observation point that
- * saw the most of it.
+ * The kernel counts a packet between two watched pods once, at the veth it
+ * came in through; where a direction still has several observations (both
+ * ends of one veth pair watched), it counts once, as in the conversations,
+ * from the observation point that saw the most of it.
  */
 import type { Context, Hono } from 'hono';
 import type { Agent } from '../agent/agent.js';

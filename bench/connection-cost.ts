@@ -27,6 +27,7 @@ import { ethernet, ipv4, mac, tcp, TCP } from '../tools/frames.js';
 import { benchDir, envInt, fmt, fmtSummary, loadCollection, log, pairedRatios, rotate, summarize, writeResult, type ResultRow } from './common.js';
 import { packageRoot } from '../src/paths.js';
 import { IFACE_FLAG } from '../src/abi/layouts.js';
+import { u32 } from '../src/loader/map.js';
 
 const CONNECTIONS = envInt('BENCH_CONNECTIONS', 15_000); // 4 flows each: within the default 65 536
 const ROUNDS = envInt('BENCH_ROUNDS', 7);
@@ -101,7 +102,6 @@ function emptyPass(all: Uint8Array[][], bySlot: number[]): number {
 function measure(object: string, all: Uint8Array[][], bySlot: number[]): { fresh: number; established: number } {
   const coll = loadCollection(object);
   // As the monitor flags an interface whose TC ingress it attached.
-  const u32 = (n: number): Buffer => Buffer.from(new Uint32Array([n]).buffer);
   coll.map('knp_iface_flags').update(u32(SENDER_IFINDEX), u32(IFACE_FLAG.tcIngress));
   const ingress = new TestRunner(coll.program('tc_ingress').fd);
   const egress = new TestRunner(coll.program('tc_egress').fd);

@@ -750,9 +750,10 @@ async function main(): Promise<void> {
             const hooks = emptyHooks ? EmptyTcHooks.attach(node) : undefined;
             try {
               if (agent) await sleep(1000); // past the start-up work (first pipeline cycles, compilation)
+              const warmed = opts.warmup > 0 && d.warmup !== false;
               const warmCpu0 = agent?.cpu();
               const warmT0 = nowNs();
-              if (opts.warmup > 0 && d.warmup !== false) {
+              if (warmed) {
                 await d.run({ node, seconds: opts.warmup, agent, capacity, warmup: true });
                 await sleep(WARMUP_SETTLE_MS); // two pipeline cycles over the warm-up's flows
               }
@@ -788,7 +789,7 @@ async function main(): Promise<void> {
                   cpuUser: user,
                   cpuSystem: system,
                   cpuPercent: ((user + system) / wallS) * 100,
-                  ...(warmCpu0 && warmCpu1 && warmS > 0.5 ? { warmupCpuPercent: ((warmCpu1.user + warmCpu1.system - warmCpu0.user - warmCpu0.system) / warmS) * 100 } : {}),
+                  ...(warmed && warmCpu0 && warmCpu1 ? { warmupCpuPercent: ((warmCpu1.user + warmCpu1.system - warmCpu0.user - warmCpu0.system) / warmS) * 100 } : {}),
                   peakRssMb: agent.peakRssMb(),
                   lostEvents: st.lost.packetEvents + st.lost.securityEvents + st.lost.securityGaps + st.lost.consumer,
                   insertFailed: st.flowTable.insertFailed,

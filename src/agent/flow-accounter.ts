@@ -124,7 +124,7 @@ export class FlowAccounter {
   constructor(private readonly opts: AccounterOptions) {
     const n = Math.max(0, Math.floor(opts.initialFlows ?? 0));
     if (n > 0) {
-      while (this.cap < n) this.grow();
+      if (n > this.cap) this.grow(n);
       // The open-addressing table stays at most half full.
       let size = this.slots.length;
       while (size < n * 2) size *= 2;
@@ -132,8 +132,8 @@ export class FlowAccounter {
     }
   }
 
-  private grow(): void {
-    const cap = Math.max(1024, this.cap * 2);
+  /** Room for `cap` states (by default twice as many as now). */
+  private grow(cap = Math.max(1024, this.cap * 2)): void {
     const f64 = (a: Float64Array<ArrayBuffer>): Float64Array<ArrayBuffer> => {
       const b = new Float64Array(cap);
       b.set(a);

@@ -23,6 +23,13 @@ const PERCPU_TYPES = new Set<number>([MapType.PERCPU_HASH, MapType.PERCPU_ARRAY,
 
 export const UpdateFlags = { ANY: 0, NOEXIST: 1, EXIST: 2 } as const;
 
+/** A __u32 key or value, as the kernel lays it out (little-endian here). */
+export function u32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n);
+  return b;
+}
+
 let possibleCpusCache: number | undefined;
 export function possibleCpus(): number {
   if (possibleCpusCache === undefined) {

@@ -28,7 +28,7 @@ import { decodeFlowKey, decodeFlowValuePerCpu, decodePacketInfo, decodeSecurityE
 import { AlreadyAttachedError, ClosedError, InvalidArgumentError, KubeNetProbeError, ObjectFileError, PermissionError, errnoName } from '../errors.js';
 import { LoadInterruptedError, MapCreateError, ObjectSpec, type Collection } from '../loader/object.js';
 import { RingBufferReader, pageSize } from '../loader/ringbuf.js';
-import { possibleCpus, sumPerCpuU64, type BpfMap, type MapDump } from '../loader/map.js';
+import { possibleCpus, sumPerCpuU64, u32, type BpfMap, type MapDump } from '../loader/map.js';
 import { kernelFeatures } from '../loader/features.js';
 import { missingCapabilities } from '../loader/capabilities.js';
 import { attachXdp, type XdpMode } from '../attach/xdp.js';
@@ -73,12 +73,6 @@ const MAP = {
 
 /** The detectors' settings in the kernel (struct knp_detect_config in .data). */
 const DETECT_CONFIG_VAR = 'knp_detect_cfg';
-
-function u32(n: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(n);
-  return b;
-}
 
 
 const PROG = {

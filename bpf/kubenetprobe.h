@@ -132,6 +132,29 @@ struct knp_flow_value {
 	__u32 tcp_flags;         /* OR of every TCP flags byte seen, plus KNP_TCP_* bits */
 };                               /* 48 bytes */
 
+/*
+ * Flow table reads (the knp_flow_read iterator in flow-read.bpf.h): a read
+ * writes one header, then one record for each flow whose last packet is at
+ * or after knp_flow_read_cfg.since_jiffies, with its per-CPU copies summed
+ * by the rules above. Reading only what changed, summed in the kernel, is
+ * what keeps a large table cheap to read every second on many CPUs.
+ */
+struct knp_flow_read_cfg {
+	__u64 since_jiffies;       /* 0: every flow */
+};
+
+struct knp_flow_read_header {
+	__u64 now_jiffies;         /* when the read started: the next read's since, less a margin */
+	__u32 cpus;                /* per-CPU copies summed per flow */
+	__u32 record_size;         /* sizeof(struct knp_flow_record) */
+};                                 /* 16 bytes */
+
+struct knp_flow_record {
+	struct knp_flow_key key;
+	__u32 _pad;
+	struct knp_flow_value value; /* summed over CPUs */
+};                                 /* 96 bytes */
+
 /* In knp_flow_value.tcp_flags, above the flags byte: a SYN without ACK was
  * seen, so this direction opened the connection (the client's side). */
 #define KNP_TCP_OPENED (1u << 8)

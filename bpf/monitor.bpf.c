@@ -9,6 +9,9 @@
  *   xdp_ingress             early ingress counting where XDP is wanted; it
  *                           keeps no flows, so a frame seen by both XDP and
  *                           TC is never accounted twice.
+ *   knp_flow_read           user space's read of the flow table: an
+ *                           iterator that writes out the flows that changed,
+ *                           summed over CPUs (flow-read.bpf.h).
  *
  * The programs never modify traffic, and drop it only in enforce mode, for
  * a blocked source (XDP where attached, else TC). Otherwise TC returns
@@ -103,6 +106,8 @@ struct knp_packet_info *knp_abi_packet_info __attribute__((unused));
 struct knp_security_event *knp_abi_security_event __attribute__((unused));
 struct knp_cpu_state *knp_abi_cpu_state __attribute__((unused));
 struct knp_iface_key *knp_abi_iface_key __attribute__((unused));
+struct knp_flow_read_header *knp_abi_flow_read_header __attribute__((unused));
+struct knp_flow_record *knp_abi_flow_record __attribute__((unused));
 
 #define TCP_FIN 0x01
 #define TCP_SYN 0x02
@@ -541,6 +546,7 @@ static __always_inline int first_sighting(struct __sk_buff *skb, __u8 direction)
 }
 
 #include "detect.bpf.h"
+#include "flow-read.bpf.h"
 
 static __always_inline int parse_skb(struct __sk_buff *skb, struct parsed *p)
 {

@@ -11,6 +11,7 @@ export type {
   TcOptions,
   XdpChoice,
   EventProcessingOptions,
+  FlowReadInfo,
 } from './monitor/network-monitor.js';
 export type {
   FlowKey,

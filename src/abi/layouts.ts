@@ -123,6 +123,14 @@ export const DESCRIPTION_LEN = 64;
 /** KNP_TCP_OPENED in knp_flow_value.tcp_flags. */
 export const TCP_OPENED = 1 << 8;
 
+/** What the knp_flow_read iterator writes first in a read (bpf/flow-read.bpf.h). */
+export const FLOW_READ_HEADER = layout('knp_flow_read_header', 16, { now_jiffies: 0, cpus: 8, record_size: 12 });
+
+/** Then one of these per flow that changed: the key, and its value summed over CPUs. */
+export const FLOW_RECORD = layout('knp_flow_record', 96, { key: 0, _pad: 44, value: 48 });
+
+export const FLOW_READ_CFG = layout('knp_flow_read_cfg', 8, { since_jiffies: 0 });
+
 export const ALL_LAYOUTS: readonly Layout[] = [
   FLOW_KEY,
   FLOW_VALUE,
@@ -139,6 +147,9 @@ export const ALL_LAYOUTS: readonly Layout[] = [
   DETECT_STATE,
   BLOCK,
   LPM_KEY,
+  FLOW_READ_HEADER,
+  FLOW_RECORD,
+  FLOW_READ_CFG,
 ];
 
 /** enum knp_hook */
@@ -189,3 +200,4 @@ export const SECURITY_TYPE_NUMBER = Object.fromEntries(Object.entries(SECURITY_T
 /** enum knp_severity */
 export const SEVERITIES = ['info', 'low', 'medium', 'high', 'critical'] as const;
 export type Severity = (typeof SEVERITIES)[number];
+

@@ -15,6 +15,8 @@
  * no object per flow, and a flow is decoded only when a record is due.
  */
 import type { FlowStats } from '../types.js';
+import { FLOW_KEY_WORDS, FlowKeyIndex, keyWordsOf } from '../monitor/flow-key-index.js';
+import type { MirrorRead } from '../monitor/flow-snapshot.js';
 
 export type FlowRecordReason = 'active' | 'final';
 
@@ -29,9 +31,9 @@ export interface FlowRecord {
   bytesPerSec: number;
 }
 
-/** The bytes that identify a flow (the kernel key), and as 32-bit words. */
-export const FLOW_KEY_BYTES = 44;
-const W = FLOW_KEY_BYTES / 4;
+/** The bytes that identify a flow (the kernel key). */
+export { FLOW_KEY_BYTES } from '../monitor/flow-key-index.js';
+const W = FLOW_KEY_WORDS;
 
 /** What the accounter needs of one read of the table (FlowSnapshot has it). */
 export interface FlowTableView {
@@ -54,7 +56,7 @@ export interface FlowCounts {
 /** One read being accounted a batch at a time (FlowAccounter.begin()). */
 export interface AccounterRead {
   /** Flows start .. start + count: keys as words (flow i at i * 11) and counters; skips those `removed`. */
-  add(words: Uint32Array, counts: FlowCounts, start: number, count: number, removed?: Uint8Array): void;
+  add(words: Uint32Array, counts: FlowCounts, start: number, count: number, removed?: Uint8Array, mirror?: MirrorRead): void;
   /** The whole read, and the flows evicted after it; returns the records due. */
   end(view: FlowTableView, evicted: readonly EvictedFlow[]): FlowRecord[];
 }
@@ -76,31 +78,9 @@ export interface AccounterOptions {
   initialFlows?: number;
 }
 
-/** A multiply-xorshift hash over the key's 11 words, from `at` in `w`. */
-function hashKey(w: Uint32Array, at: number): number {
-  let h = 0x9e3779b9;
-  for (let i = 0; i < W; i++) {
-    h = Math.imul(h ^ w[at + i]!, 0x85ebca6b);
-    h ^= h >>> 13;
-  }
-  return h >>> 0;
-}
-
-/** The 11 words of a key given as bytes. */
-function wordsOf(k: Uint8Array): Uint32Array {
-  const w = new Uint32Array(W);
-  new Uint8Array(w.buffer).set(k.subarray(0, FLOW_KEY_BYTES));
-  return w;
-}
-
 export class FlowAccounter {
-  // Slots of the open-addressing table hold a state number + 1 (0 = empty).
-  private slots = new Int32Array(1024);
-  private mask = 1023;
-  private used = 0;
-  // Per state (dense, reused through `free`).
-  private cap = 0;
-  private keys = new Uint32Array(0);
+  /** Flow key -> state number; the arrays below are indexed by state. */
+  private readonly ix: FlowKeyIndex;
   private gen = new Uint32Array(0);
   private index = new Int32Array(0);
   private packets = new Float64Array(0);
@@ -111,46 +91,31 @@ export class FlowAccounter {
   private reportedAt = new Float64Array(0);
   private pps = new Float64Array(0);
   private bps = new Float64Array(0);
-  private alive = new Uint8Array(0);
-  private readonly free: number[] = [];
-  private next = 0;
-  private live = 0;
   private cycle = 0;
   /** The last read ended; states not seen in the read under way point into it. */
   private current: FlowTableView | undefined;
   /** State number of each flow of the current view (-1: removed). */
   private stateOf = new Int32Array(0);
+  /** The mirror read the current view came from (-1: not a mirror's). */
+  private mirrorRead = -1;
 
   constructor(private readonly opts: AccounterOptions) {
-    const n = Math.max(0, Math.floor(opts.initialFlows ?? 0));
-    if (n > 0) {
-      if (n > this.cap) this.grow(n);
-      // The open-addressing table stays at most half full.
-      let size = this.slots.length;
-      while (size < n * 2) size *= 2;
-      if (size > this.slots.length) this.rehash(size);
-    }
+    this.ix = new FlowKeyIndex((cap) => this.grow(cap), Math.max(0, Math.floor(opts.initialFlows ?? 0)));
   }
 
-  /** Room for `cap` states (by default twice as many as now). */
-  private grow(cap = Math.max(1024, this.cap * 2)): void {
+  /** Room for `cap` states in the per-state arrays (the index grew). */
+  private grow(cap: number): void {
     const f64 = (a: Float64Array<ArrayBuffer>): Float64Array<ArrayBuffer> => {
       const b = new Float64Array(cap);
       b.set(a);
       return b;
     };
-    const keys = new Uint32Array(cap * W);
-    keys.set(this.keys);
-    this.keys = keys;
     const gen = new Uint32Array(cap);
     gen.set(this.gen);
     this.gen = gen;
     const index = new Int32Array(cap);
     index.set(this.index);
     this.index = index;
-    const alive = new Uint8Array(cap);
-    alive.set(this.alive);
-    this.alive = alive;
     this.packets = f64(this.packets);
     this.bytes = f64(this.bytes);
     this.readAt = f64(this.readAt);
@@ -159,70 +124,6 @@ export class FlowAccounter {
     this.reportedAt = f64(this.reportedAt);
     this.pps = f64(this.pps);
     this.bps = f64(this.bps);
-    this.cap = cap;
-  }
-
-  private sameKey(s: number, w: Uint32Array, at: number): boolean {
-    const base = s * W;
-    for (let i = 0; i < W; i++) if (this.keys[base + i] !== w[at + i]) return false;
-    return true;
-  }
-
-  /** The state of the key at `at` in `w`, or -1. */
-  private find(w: Uint32Array, at: number): number {
-    for (let slot = hashKey(w, at) & this.mask; ; slot = (slot + 1) & this.mask) {
-      const v = this.slots[slot]!;
-      if (v === 0) return -1;
-      if (this.sameKey(v - 1, w, at)) return v - 1;
-    }
-  }
-
-  private insert(w: Uint32Array, at: number): number {
-    if ((this.used + 1) * 2 > this.slots.length) this.rehash(this.slots.length * 2);
-    const s = this.free.length ? this.free.pop()! : this.next++;
-    if (s >= this.cap) this.grow();
-    this.keys.set(w.subarray(at, at + W), s * W);
-    this.alive[s] = 1;
-    let slot = hashKey(w, at) & this.mask;
-    while (this.slots[slot] !== 0) slot = (slot + 1) & this.mask;
-    this.slots[slot] = s + 1;
-    this.used++;
-    this.live++;
-    return s;
-  }
-
-  private remove(s: number): void {
-    let slot = hashKey(this.keys, s * W) & this.mask;
-    while (this.slots[slot] !== s + 1) slot = (slot + 1) & this.mask;
-    // Backward-shift deletion keeps probe chains whole without tombstones.
-    let hole = slot;
-    for (let j = (hole + 1) & this.mask; this.slots[j] !== 0; j = (j + 1) & this.mask) {
-      const v = this.slots[j]! - 1;
-      const home = hashKey(this.keys, v * W) & this.mask;
-      // Move it into the hole unless its home lies cyclically in (hole, j].
-      const between = hole <= j ? home > hole && home <= j : home > hole || home <= j;
-      if (!between) {
-        this.slots[hole] = this.slots[j]!;
-        hole = j;
-      }
-    }
-    this.slots[hole] = 0;
-    this.used--;
-    this.live--;
-    this.alive[s] = 0;
-    this.free.push(s);
-  }
-
-  private rehash(size: number): void {
-    const old = this.slots;
-    this.slots = new Int32Array(size);
-    this.mask = size - 1;
-    for (const v of old) {
-      if (v === 0) continue;
-      let slot = hashKey(this.keys, (v - 1) * W) & this.mask;
-      while (this.slots[slot] !== 0) slot = (slot + 1) & this.mask;
-      this.slots[slot] = v;
-    }
   }
 
   private report(reason: FlowRecordReason, flow: FlowStats, s: number, atMs: number): FlowRecord {
@@ -264,22 +165,40 @@ export class FlowAccounter {
     const cycle = ++this.cycle;
     // Sized for as many flows as the last read had (and grown if this one has more).
     let stateOf = new Int32Array(Math.max(1024, this.stateOf.length)).fill(-1);
+    const prevStateOf = this.stateOf;
+    let mirrorRead = -1;
     // Active records are decided as flows arrive but built at end(), when
     // the read's view exists (and an evicted flow gets only its final one).
     const due: number[] = [];
     const closed: FlowRecord[] = [];
-    const add = (words: Uint32Array, counts: FlowCounts, start: number, count: number, removed?: Uint8Array): void => {
+    const add = (words: Uint32Array, counts: FlowCounts, start: number, count: number, removed?: Uint8Array, mirror?: MirrorRead): void => {
       if (start + count > stateOf.length) {
         const grown = new Int32Array(Math.max(start + count, stateOf.length * 2)).fill(-1);
         grown.set(stateOf);
         stateOf = grown;
       }
+      mirrorRead = mirror?.read ?? -1;
+      // The last view was this mirror's: flows it has not written since are unchanged.
+      const since = mirror && this.mirrorRead >= 0 ? this.mirrorRead : -1;
       for (let i = start, end = start + count; i < end; i++) {
         if (removed?.[i]) continue;
+        if (since >= 0 && mirror!.writtenIn[i]! <= since) {
+          const s = prevStateOf[i] ?? -1;
+          if (s >= 0 && this.gen[s] === cycle - 1 && this.index[s] === i) {
+            // No packet since the last read: a rate of zero, and an active record if one is due.
+            this.gen[s] = cycle;
+            this.pps[s] = 0;
+            this.bps[s] = 0;
+            this.readAt[s] = atMs;
+            stateOf[i] = s;
+            if (atMs - this.reportedAt[s]! >= this.opts.activeTimeoutMs && this.packets[s]! > this.reportedPackets[s]!) due.push(i);
+            continue;
+          }
+        }
         const at = i * W;
         const packets = counts.packetsAt(i);
         const bytes = counts.bytesAt(i);
-        let s = this.find(words, at);
+        let s = this.ix.find(words, at);
         // The same key twice in one read (deleted and re-added under the
         // read): keep the later one.
         if (s >= 0 && this.gen[s] === cycle) stateOf[this.index[s]!] = -1;
@@ -287,11 +206,11 @@ export class FlowAccounter {
         // us) and came back. Close the old one with what we last read.
         else if (s >= 0 && packets < this.packets[s]!) {
           closed.push(this.report('final', this.current!.flow(this.index[s]!), s, atMs));
-          this.remove(s);
+          this.ix.remove(s);
           s = -1;
         }
         if (s < 0) {
-          s = this.insert(words, at);
+          s = this.ix.insert(words, at);
           this.readAt[s] = atMs;
           this.reportedPackets[s] = 0;
           this.reportedBytes[s] = 0;
@@ -317,9 +236,9 @@ export class FlowAccounter {
     const end = (view: FlowTableView, evicted: readonly EvictedFlow[]): FlowRecord[] => {
       const out = closed;
       for (const e of evicted) {
-        const s = this.find(wordsOf(e.key), 0);
+        const s = this.ix.find(keyWordsOf(e.key), 0);
         out.push(this.report('final', e.flow, s, atMs));
-        if (s >= 0) this.remove(s);
+        if (s >= 0) this.ix.remove(s);
       }
       for (let i = 0; i < view.count; i++) if (view.removed[i]) stateOf[i] = -1;
       for (const i of due) {
@@ -328,14 +247,15 @@ export class FlowAccounter {
       }
       // Gone from the table without passing through eviction: close them with
       // what we last read, so state never outlives the flows.
-      for (let s = 0; s < this.next; s++) {
-        if (!this.alive[s] || this.gen[s] === cycle) continue;
+      for (let s = 0, n = this.ix.highWater; s < n; s++) {
+        if (!this.ix.isLive(s) || this.gen[s] === cycle) continue;
         out.push(this.report('final', this.current!.flow(this.index[s]!), s, atMs));
-        this.remove(s);
+        this.ix.remove(s);
       }
       // Every state now belongs to `view`: the previous read can go.
       this.current = view;
       this.stateOf = stateOf;
+      this.mirrorRead = mirrorRead;
       return out;
     };
     return { add, end };
@@ -349,6 +269,6 @@ export class FlowAccounter {
 
   /** Flows being tracked. */
   get size(): number {
-    return this.live;
+    return this.ix.size;
   }
 }

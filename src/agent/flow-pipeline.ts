@@ -62,7 +62,7 @@ export function startFlowPipeline(monitor: NetworkMonitor, options: FlowPipeline
     // table with their final figures.
     // The accounter takes each batch while the kernel copies out the next.
     const read = accounter.begin(t0);
-    const snapshot = await monitor.readFlowSnapshotAsync((words, counts, start, count) => read.add(words, counts, start, count));
+    const snapshot = await monitor.readFlowSnapshotAsync((words, counts, start, count, removed, mirror) => read.add(words, counts, start, count, removed, mirror));
     const evicted = monitor.evictIdle(snapshot, idleTimeoutMs);
     const records = read.end(snapshot, evicted);
     let flows: FlowStats[] | undefined;

@@ -74,6 +74,7 @@ export const libbpf = {
   bpf_tc_attach: bpf.func('int bpf_tc_attach(void *hook, void *opts)'),
   bpf_tc_detach: bpf.func('int bpf_tc_detach(void *hook, void *opts)'),
   bpf_tc_query: bpf.func('int bpf_tc_query(void *hook, void *opts)'),
+  bpf_iter_create: bpf.func('int bpf_iter_create(int link_fd)'),
   bpf_obj_get_info_by_fd: bpf.func('int bpf_obj_get_info_by_fd(int fd, void *info, void *len)'),
   // testing and probing
   bpf_prog_test_run_opts: bpf.func('int bpf_prog_test_run_opts(int prog_fd, void *opts)'),

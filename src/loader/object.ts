@@ -130,6 +130,18 @@ export class ObjectSpec {
     }));
   }
 
+  hasProgram(name: string): boolean {
+    return eachProgram(this.handle()).some((p) => libbpf.bpf_program__name(p) === name);
+  }
+
+  /** Leaves a program out of load() (one the kernel cannot take, say). */
+  setAutoload(progName: string, autoload: boolean): void {
+    const prog = eachProgram(this.handle()).find((p) => libbpf.bpf_program__name(p) === progName);
+    if (prog === undefined) throw new ObjectFileError(this.path, `has no program named ${progName}`);
+    const rc = libbpf.bpf_program__set_autoload(prog, autoload) as number;
+    if (rc < 0) throw new SystemError(`program ${progName}: set autoload`, -rc);
+  }
+
   private findMap(name: string): Ptr {
     const m = eachMap(this.handle()).find((p) => libbpf.bpf_map__name(p) === name);
     if (m === undefined) throw new ObjectFileError(this.path, `has no map named ${name}`);
@@ -266,7 +278,9 @@ export class Collection {
     }
     for (const p of eachProgram(obj)) {
       const name = libbpf.bpf_program__name(p) as string;
-      this.programsByName.set(name, new BpfProgram(name, libbpf.bpf_program__section_name(p) as string, libbpf.bpf_program__fd(p) as number));
+      const fd = libbpf.bpf_program__fd(p) as number;
+      if (fd < 0) continue; // left out of the load (setAutoload)
+      this.programsByName.set(name, new BpfProgram(name, libbpf.bpf_program__section_name(p) as string, fd));
     }
   }
 
@@ -307,6 +321,10 @@ export class Collection {
     const map = [...this.mapsByName.entries()].find(([n]) => n.endsWith('.data'))?.[1];
     if (!v || !map) throw new ObjectFileError(this.path, `has no variable named ${name}`);
     return { map, v };
+  }
+
+  hasProgram(name: string): boolean {
+    return this.programsByName.has(name);
   }
 
   program(name: string): BpfProgram {

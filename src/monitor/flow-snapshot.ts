@@ -12,6 +12,25 @@ const TWO32 = 4294967296;
 export type FlowDecoder = (kv: DataView, keyAt: number, vv: DataView, valueAt: number) => FlowStats;
 
 /**
+ * For reads from a mirror of the table (FlowMirror: flow i is slot i, which
+ * a flow keeps while it lives): which flows the mirror wrote in which read.
+ * A flow not written since a consumer's last read is the same flow with the
+ * same counters (the accounter then passes it over without a lookup).
+ */
+export interface MirrorRead {
+  /** This read's number. */
+  read: number;
+  /** The read that last wrote flow i. */
+  writtenIn: Uint32Array;
+}
+
+/** Each flow's packets and bytes, summed over CPUs, by index. */
+export interface FlowCounterView {
+  packetsAt(i: number): number;
+  bytesAt(i: number): number;
+}
+
+/**
  * Each flow's packets, bytes and last-seen jiffies summed over CPUs. Filled
  * a chunk at a time as the batch read goes (so the summing overlaps the
  * kernel's copying), growing as it must.
@@ -29,6 +48,15 @@ export class FlowCounterSums {
     this.packets = new Float64Array(expected);
     this.bytes = new Float64Array(expected);
     this.lastSeen = new Float64Array(expected);
+  }
+
+  /** Counters summed already (by the kernel's flow read). */
+  static of(packets: Float64Array, bytes: Float64Array, lastSeen: Float64Array): FlowCounterSums {
+    const sums = new FlowCounterSums(0, 0, 1);
+    sums.packets = packets;
+    sums.bytes = bytes;
+    sums.lastSeen = lastSeen;
+    return sums;
   }
 
   private ensure(n: number): void {
@@ -99,9 +127,13 @@ export class FlowSnapshot {
     private readonly decode: FlowDecoder,
     /** CLOCK_MONOTONIC ms of a jiffies value. */
     private readonly jiffiesToMs: (jiffies: number) => number,
+    /** Flows not in the table (free slots of a mirror); by default none. */
+    removed?: Uint8Array,
+    /** Set when the snapshot is a mirror's. */
+    readonly mirror?: MirrorRead,
   ) {
     this.count = count;
-    this.removed = new Uint8Array(count);
+    this.removed = removed ?? new Uint8Array(count);
     // A word view needs 4-byte alignment; a read buffer of its own has it, a copy makes sure.
     const aligned = keys.byteOffset % 4 === 0 ? keys : Buffer.from(keys);
     this.keyWords = new Uint32Array(aligned.buffer, aligned.byteOffset, (count * FLOW_KEY.size) / 4);

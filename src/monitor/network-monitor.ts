@@ -15,6 +15,7 @@ import {
   COUNTER_SLOTS,
   CPU_STATE,
   FLOW_KEY,
+  FLOW_READ_CFG,
   GLOBAL_COUNTERS,
   HOOKS,
   IFACE_COUNTERS,
@@ -25,11 +26,14 @@ import {
   TCP_OPENED,
 } from '../abi/layouts.js';
 import { decodeFlowKey, decodeFlowValuePerCpu, decodePacketInfo, decodeSecurityEvent, tcpFlagNames, tcpFlagNamesCached } from '../abi/decode.js';
-import { AlreadyAttachedError, ClosedError, InvalidArgumentError, KubeNetProbeError, ObjectFileError, PermissionError, errnoName } from '../errors.js';
+import { AlreadyAttachedError, ClosedError, InvalidArgumentError, KernelUnsupportedError, KubeNetProbeError, ObjectFileError, PermissionError, errnoName } from '../errors.js';
 import { LoadInterruptedError, MapCreateError, ObjectSpec, type Collection } from '../loader/object.js';
 import { RingBufferReader, pageSize } from '../loader/ringbuf.js';
 import { possibleCpus, sumPerCpuU64, u32, type BpfMap, type MapDump } from '../loader/map.js';
 import { kernelFeatures } from '../loader/features.js';
+import { MapIterator } from '../loader/map-iter.js';
+import { FlowMirror } from './flow-mirror.js';
+import { FLOW_KEY_WORDS } from './flow-key-index.js';
 import { missingCapabilities } from '../loader/capabilities.js';
 import { attachXdp, type XdpMode } from '../attach/xdp.js';
 import { tryAttachTcx, type TcDirection } from '../attach/tcx.js';
@@ -40,7 +44,7 @@ import { autoXdpMode } from '../attach/xdp-policy.js';
 import { InterfaceNames } from './interface-names.js';
 import { builtinObjectPath } from '../paths.js';
 import { MonotonicClock, type JiffiesAnchor } from './clock.js';
-import { FlowCounterSums, FlowSnapshot } from './flow-snapshot.js';
+import { FlowCounterSums, FlowSnapshot, type FlowCounterView, type MirrorRead } from './flow-snapshot.js';
 import { EventQueue } from './event-queue.js';
 import { BlockTable } from './blocks.js';
 import { DEFAULT_DETECTOR_CONFIG, TCP_FLAG_DETECTORS, encodeDetectorConfig, mergeDetectorConfig, type DetectorConfig } from './detectors.js';
@@ -69,6 +73,7 @@ const MAP = {
   blocks: 'knp_blocks',
   allowlist: 'knp_allowlist',
   ifaceFlags: 'knp_iface_flags',
+  flowReadCfg: 'knp_flow_read_cfg',
 } as const;
 
 /** The detectors' settings in the kernel (struct knp_detect_config in .data). */
@@ -81,7 +86,15 @@ const PROG = {
   /** Generic mode: see bpf/monitor.bpf.c for why it is not frags-aware. */
   xdpGeneric: 'xdp_ingress',
   xdpNative: 'xdp_ingress_frags',
+  flowRead: 'knp_flow_read',
 } as const;
+
+/** The per-CPU loop bound in bpf/flow-read.bpf.h (KNP_FLOW_READ_MAX_CPUS). */
+const FLOW_READ_MAX_CPUS = 1024;
+/** A delta read asks for flows seen since its predecessor began, less this (see flow-read.bpf.h). */
+const FLOW_READ_MARGIN_JIFFIES = 2;
+/** Every this many delta reads, one full read: flows the mirror holds but the kernel lost go. */
+const FLOW_READ_FULL_EVERY = 60;
 
 export interface NetworkMonitorOptions {
   /** Flows the kernel table holds; beyond it inserts fail and are counted. Default 65536. */
@@ -98,6 +111,15 @@ export interface NetworkMonitorOptions {
   detectors?: Partial<DetectorConfig>;
   /** CIDR blocks whose sources enforce mode never blocks. Default none. */
   allowlist?: string[];
+  /**
+   * How readFlowSnapshotAsync() (the agent's every-second read) reads the
+   * flow table. 'iterator': a BPF iterator that sums each flow's per-CPU
+   * copies in the kernel and writes out only the flows that changed since
+   * the last read (kernel BTF needed); 'batch': every flow with every CPU's
+   * copy (BPF_MAP_LOOKUP_BATCH). 'auto' (default): the iterator where the
+   * kernel takes it, else batch.
+   */
+  flowRead?: 'auto' | 'iterator' | 'batch';
 }
 
 /** 4 Mi flows: 192 MiB of values per CPU already. */
@@ -111,7 +133,17 @@ export const DEFAULT_OPTIONS: Required<NetworkMonitorOptions> = {
   detectTcpFlagAnomalies: true,
   detectors: {},
   allowlist: [],
+  flowRead: 'auto',
 };
+
+/** How the monitor reads the flow table for readFlowSnapshotAsync(). */
+export interface FlowReadInfo {
+  method: 'iterator' | 'batch';
+  /** Why this method (the iterator's absence, when it is absent). */
+  detail: string;
+  /** The last iterator read: whether it was a full one, how many flows it wrote out, how many the table then held. */
+  last?: { full: boolean; records: number; flows: number };
+}
 
 /** XDP mode per interface; 'auto' is explained in attach/xdp-policy.ts. */
 export type XdpChoice = 'auto' | 'off' | XdpMode;
@@ -197,17 +229,29 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
   /** Flow-table reads on worker threads, which close() waits for. */
   private readonly pendingReads = new Set<Promise<unknown>>();
   private readonly closeSignal = new AbortController();
+  /** Delta reads of the flow table (null: batch reads; see NetworkMonitorOptions.flowRead). */
+  private flowIter: MapIterator | null = null;
+  private readonly mirror: FlowMirror | null;
+  private flowReadWhy: string;
+  /** The next delta read asks for flows seen since these jiffies (0: all, a full read). */
+  private nextSince = 0;
+  private readsSinceFull = 0;
+  private iterBuf: Buffer | undefined;
+  private lastDelta: FlowReadInfo['last'];
   private readonly queues = new Set<EventQueue<MonitorEvent>>();
   private detectors: DetectorConfig;
   private readonly blockTable: BlockTable;
   private blockTimer: NodeJS.Timeout | null = null;
 
-  private constructor(path: string, coll: Collection, options: Required<NetworkMonitorOptions>, detectors: DetectorConfig) {
+  private constructor(path: string, coll: Collection, options: Required<NetworkMonitorOptions>, detectors: DetectorConfig, flowRead: { iterator: MapIterator | null; why: string }) {
     super();
     this.objectPath = path;
     this.coll = coll;
     this.options = options;
     this.detectors = detectors;
+    this.flowIter = flowRead.iterator;
+    this.flowReadWhy = flowRead.why;
+    this.mirror = flowRead.iterator ? new FlowMirror(Math.min(options.flowTableCapacity, 65_536)) : null;
     this.blockTable = new BlockTable(coll.map(MAP.blocks), coll.map(MAP.allowlist), this.clock);
   }
 
@@ -238,6 +282,7 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
     let detectors = mergeDetectorConfig(DEFAULT_DETECTOR_CONFIG, opts.detectors);
     if (!opts.detectTcpFlagAnomalies) detectors = { ...detectors, enabled: detectors.enabled.filter((d) => !TCP_FLAG_DETECTORS.includes(d)) };
     if (!Array.isArray(opts.allowlist)) throw new InvalidArgumentError('allowlist must be a list of CIDR blocks');
+    if (!['auto', 'iterator', 'batch'].includes(opts.flowRead)) throw new InvalidArgumentError(`flowRead must be auto, iterator or batch, got ${String(opts.flowRead)}`);
 
     // A load interrupted by signals (EAGAIN from the verifier) is retried
     // from a fresh open: libbpf cannot load the same object twice.
@@ -250,7 +295,21 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
         spec.setMaxEntries(MAP.securityEvents, opts.securityEventRingBytes);
         spec.setConstant('packet_sample_rate', opts.packetSampleRate);
         spec.setVariable(DETECT_CONFIG_VAR, encodeDetectorConfig(detectors, detectors.mode === 'enforce'));
-        const mon = new NetworkMonitor(path, spec.load(), opts, detectors);
+        const unusable = prepareFlowRead(spec, opts.flowRead);
+        const coll = spec.load();
+        const flowRead = { iterator: null as MapIterator | null, why: unusable ?? 'BPF iterator: changed flows only, summed in the kernel' };
+        if (unusable === undefined) {
+          try {
+            flowRead.iterator = MapIterator.attach(coll.program(PROG.flowRead), coll.map(MAP.flows));
+          } catch (err) {
+            if (opts.flowRead === 'iterator') {
+              coll.close();
+              throw err;
+            }
+            flowRead.why = `batch: ${(err as Error).message}`;
+          }
+        }
+        const mon = new NetworkMonitor(path, coll, opts, detectors, flowRead);
         try {
           mon.blockTable.setAllowlist(opts.allowlist);
         } catch (err) {
@@ -370,6 +429,11 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
       return true;
     }
     return false;
+  }
+
+  /** How readFlowSnapshotAsync() reads the flow table, and why (see NetworkMonitorOptions.flowRead). */
+  get flowRead(): FlowReadInfo {
+    return { method: this.flowIter ? 'iterator' : 'batch', detail: this.flowReadWhy, ...(this.lastDelta ? { last: { ...this.lastDelta } } : {}) };
   }
 
   /** How many flows the kernel flow table holds (the flowTableCapacity it was created with). */
@@ -761,8 +825,9 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
    */
   async readFlowSnapshotAsync(
     /** Each batch as it arrives: keys as 32-bit words (flow i at i * 11) and the summed counters, flows start .. start + count. */
-    onBatch?: (keyWords: Uint32Array, counts: FlowCounterSums, start: number, count: number) => void,
+    onBatch?: (keyWords: Uint32Array, counts: FlowCounterView, start: number, count: number, removed?: Uint8Array, mirror?: MirrorRead) => void,
   ): Promise<FlowSnapshot> {
+    if (this.flowIter) return this.readFlowDelta(this.flowIter, onBatch);
     const map = this.collection().map(MAP.flows);
     const sums = new FlowCounterSums(map.lastReadCount + 1024, map.valueStride, possibleCpus());
     const read = map.dumpAsync(
@@ -784,6 +849,43 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
     } finally {
       this.pendingReads.delete(read);
     }
+  }
+
+  /** readFlowSnapshotAsync() by the iterator: only what changed, folded into the mirror. */
+  private async readFlowDelta(
+    iter: MapIterator,
+    onBatch?: (keyWords: Uint32Array, counts: FlowCounterView, start: number, count: number, removed?: Uint8Array, mirror?: MirrorRead) => void,
+  ): Promise<FlowSnapshot> {
+    const coll = this.collection();
+    const mirror = this.mirror!;
+    const full = this.nextSince === 0 || this.readsSinceFull >= FLOW_READ_FULL_EVERY;
+    const cfg = Buffer.alloc(FLOW_READ_CFG.size);
+    cfg.writeBigUInt64LE(BigInt(full ? 0 : this.nextSince), FLOW_READ_CFG.offsets.since_jiffies);
+    coll.map(MAP.flowReadCfg).update(u32(0), cfg);
+    const read = iter.read(this.iterBuf);
+    this.pendingReads.add(read);
+    let out: { buf: Buffer; length: number };
+    try {
+      out = await read;
+    } catch (err) {
+      if (this.closeSignal.signal.aborted) throw new ClosedError('network monitor');
+      throw err;
+    } finally {
+      this.pendingReads.delete(read);
+    }
+    if (this.closeSignal.signal.aborted) throw new ClosedError('network monitor');
+    this.iterBuf = out.buf;
+    const { startJiffies, records } = mirror.apply(out.buf, out.length, full);
+    this.lastDelta = { full, records, flows: mirror.size };
+    this.readsSinceFull = full ? 0 : this.readsSinceFull + 1;
+    this.nextSince = Math.max(1, startJiffies - FLOW_READ_MARGIN_JIFFIES);
+    const ctx = { cpus: 1, anchor: this.jiffiesAnchor(), now: Date.now() };
+    const snap = mirror.snapshot(
+      (kv, keyAt, vv, valueAt) => this.flowStats(kv, keyAt, vv, valueAt, ctx),
+      (j) => this.clock.jiffiesToMonoMs(j, ctx.anchor),
+    );
+    onBatch?.(snap.keyWords, snap, 0, snap.count, snap.removed, snap.mirror);
+    return snap;
   }
 
   private snapshotOf(dump: MapDump, sums: FlowCounterSums): FlowSnapshot {
@@ -813,6 +915,7 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
       const key = snapshot.key(i);
       if (!map.lookupAndDelete(key, value)) continue; // gone already
       snapshot.removed[i] = 1;
+      this.mirror?.remove(snapshot.keyWords, i * FLOW_KEY_WORDS);
       this.flowsEvicted++;
       const kv = new DataView(key.buffer, key.byteOffset, key.byteLength);
       out.push({ key, flow: this.flowStats(kv, 0, vv, 0, ctx) });
@@ -869,6 +972,8 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
     this.blockTimer = null;
     // No more deliveries once close() is called; pollEvents() first if the
     // last events matter.
+    step(() => this.flowIter?.close());
+    this.flowIter = null;
     for (const r of this.readers) step(() => r.close());
     this.readers = [];
     for (const { attachments } of this.attached.values()) for (const a of attachments) step(() => a.close());
@@ -891,6 +996,27 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+}
+
+/**
+ * Whether the flow-read iterator can be used: sets it up in the spec, or
+ * leaves it out of the load and says why (undefined: it can).
+ */
+function prepareFlowRead(spec: ObjectSpec, want: 'auto' | 'iterator' | 'batch'): string | undefined {
+  const has = spec.hasProgram(PROG.flowRead);
+  const f = kernelFeatures();
+  let why: string | undefined;
+  if (want === 'batch') why = 'batch: asked for (flowRead: batch)';
+  else if (!has) why = `batch: ${spec.path} has no ${PROG.flowRead} program`;
+  else if (!f.btf) why = `batch: kernel ${f.release} has no BTF (/sys/kernel/btf/vmlinux), which BPF iterators need`;
+  else if (possibleCpus() > FLOW_READ_MAX_CPUS) why = `batch: ${possibleCpus()} possible CPUs, more than the iterator sums (${FLOW_READ_MAX_CPUS})`;
+  if (why === undefined) {
+    spec.setConstant('flow_read_cpus', possibleCpus());
+    return undefined;
+  }
+  if (want === 'iterator') throw new KernelUnsupportedError('flow table reads by BPF iterator', why.replace(/^batch: /, ''));
+  if (has) spec.setAutoload(PROG.flowRead, false);
+  return why;
 }
 
 /** Names the option behind a map the kernel would not create. */

@@ -114,6 +114,14 @@ describe('reading the flow table by BPF iterator', { skip: kernelFeatures().btf 
     assert.equal(mon.flowRead.last?.full, true, 'a full read removed it');
   });
 
+  test('reads asked for at once are taken one after another, and each returns the whole table', async () => {
+    send(47001, 12);
+    await sleep(50);
+    const reads = await Promise.all([mon.readFlowSnapshotAsync(), mon.readFlowSnapshotAsync(), mon.readFlowSnapshotAsync()]);
+    for (const snap of reads) assert.equal(udp(snap.flows(), 47001)[0]?.packets, 12);
+    assert.ok(mon.flowRead.last!.records <= 2, 'the last of them found nothing new');
+  });
+
   test('flowRead: batch reads as before; a bad value is refused', async () => {
     const m = await NetworkMonitor.create({ flowRead: 'batch', packetSampleRate: 0 });
     try {

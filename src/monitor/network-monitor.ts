@@ -238,6 +238,7 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
   private readsSinceFull = 0;
   private iterBuf: Buffer | undefined;
   private lastDelta: FlowReadInfo['last'];
+  private deltaReads: Promise<unknown> = Promise.resolve();
   private readonly queues = new Set<EventQueue<MonitorEvent>>();
   private detectors: DetectorConfig;
   private readonly blockTable: BlockTable;
@@ -827,7 +828,13 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
     /** Each batch as it arrives: keys as 32-bit words (flow i at i * 11) and the summed counters, flows start .. start + count. */
     onBatch?: (keyWords: Uint32Array, counts: FlowCounterView, start: number, count: number, removed?: Uint8Array, mirror?: MirrorRead) => void,
   ): Promise<FlowSnapshot> {
-    if (this.flowIter) return this.readFlowDelta(this.flowIter, onBatch);
+    if (this.flowIter) {
+      // One delta read at a time: each sets the kernel's `since` for its walk and folds into the mirror in order.
+      const iter = this.flowIter;
+      const next = this.deltaReads.catch(() => {}).then(() => this.readFlowDelta(iter, onBatch));
+      this.deltaReads = next;
+      return next;
+    }
     const map = this.collection().map(MAP.flows);
     const sums = new FlowCounterSums(map.lastReadCount + 1024, map.valueStride, possibleCpus());
     const read = map.dumpAsync(

@@ -108,6 +108,8 @@ export interface PacketStats {
   flowTable: {
     entries: number;
     capacity: number;
+    /** Flows created since the programs were loaded (entries = inserted - evicted). */
+    inserted: number;
     /** Updates lost because the table was full. */
     insertFailed: number;
   };

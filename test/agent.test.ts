@@ -4,9 +4,13 @@
  * interface that comes back, and serves flows with exact counts.
  */
 import { test } from 'node:test';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { Agent } from '../src/agent/agent.js';
 import { loadConfig } from '../src/agent/config.js';
+import { agentServiceMap } from '../src/api/service-map.js';
 import { TestNet } from './helpers/testnet.js';
 import { attachedTo, nothingAttached, sleep, waitFor } from './helpers/attached.js';
 
@@ -55,5 +59,32 @@ test('agent: attach by glob, exact flows, churn within 2 s, counts that continue
   } finally {
     await agent?.close();
     await net.close();
+  }
+});
+
+test('agent: a closed connection leaves the table after --ended-timeout-ms, and stays on the service map for --idle-timeout-ms', async () => {
+  const net = TestNet.create(2, { ipv6: false });
+  let agent: Agent | undefined;
+  let dir: string | undefined;
+  try {
+    const a = net.pod('a');
+    const b = net.pod('b');
+    await net.background(b, ['tcp-server', '7400']);
+    // Pods the map knows (traffic between two unknown addresses is not drawn).
+    dir = mkdtempSync(join(tmpdir(), 'knp-agent-'));
+    const inventory = join(dir, 'pods.json');
+    writeFileSync(inventory, JSON.stringify({ pods: [a, b].map((p, i) => ({ name: `p${i}`, namespace: 'default', labels: {}, ip: p.ipv4 })) }));
+    agent = await Agent.start(loadConfig({ flags: { interface: [`kv${net.id}*`], intervalMs: 100, idleTimeoutMs: 3000, endedTimeoutMs: 300, inventory } }));
+    net.traffic(a, ['tcp-send', b.ipv4, '7400', '5000']);
+    const ended = (): number => agent!.flows({ port: 7400 }).filter((f) => f.state === 'finished').length;
+    await waitFor('both directions to finish', () => ended() === 2, 3000);
+    assert.equal(agent.flows({ port: 7400 }).filter((f) => f.state === 'live').length, 0, 'out of the live table');
+    const edge = (): unknown => agentServiceMap(agent!, {}, 100).edges.find((e) => e.port === 7400);
+    assert.ok(edge(), 'still on the map');
+    await waitFor('the edge to leave the map once the idle timeout has passed', () => edge() === undefined, 6000);
+  } finally {
+    await agent?.close();
+    await net.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
   }
 });

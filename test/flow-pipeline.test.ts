@@ -43,3 +43,34 @@ test('active and final records of a UDP flow add up to exactly the datagrams sen
     }
   });
 });
+
+test('a closed TCP connection leaves the table once idle for endedTimeoutMs, with exact final figures; an idle UDP flow waits for idleTimeoutMs', async () => {
+  await onTestNode({ ipv6: false }, { packetSampleRate: 0 }, async ({ net, mon, a, b }) => {
+    await net.background(b, ['tcp-server', '7300']);
+    // Both veths, as pods of one node: each direction is counted where it enters.
+    const ifA = (await mon.attachToInterface(a.hostIf)).ifindex;
+    const ifB = (await mon.attachToInterface(b.hostIf)).ifindex;
+    const cycles: PipelineCycle[] = [];
+    const pipeline = startFlowPipeline(mon, { intervalMs: 100, idleTimeoutMs: 30_000, endedTimeoutMs: 400, activeTimeoutMs: 60_000 }, (c) => cycles.push(c));
+    try {
+      net.traffic(a, ['udp-send', b.ipv4, '7301', '50', '40', '47301']);
+      net.traffic(a, ['tcp-send', b.ipv4, '7300', '20000']);
+      const tcp = (f: { key: { protocol: string; srcPort: number; dstPort: number } }): boolean => f.key.protocol === 'TCP' && (f.key.dstPort === 7300 || f.key.srcPort === 7300);
+      const inTable = (): number => mon.getFlowStats().filter(tcp).length;
+      assert.equal(inTable(), 2, 'both directions of the connection, once each');
+      const tcpPackets = mon.getFlowStats().filter(tcp).map((f) => f.packets);
+      await waitFor('the TCP flows to leave the table', () => inTable() === 0, 5000);
+      const finals = cycles.flatMap((c) => c.records).filter((r) => r.reason === 'final' && tcp(r.flow));
+      assert.equal(finals.length, 2, 'one final record per direction');
+      assert.deepEqual(finals.map((r) => r.deltaPackets).sort(), [...tcpPackets].sort(), 'every packet in the final records');
+      assert.ok(finals.every((r) => r.flow.finCount >= 1), 'both ended with a FIN');
+      assert.deepEqual(new Set(finals.map((r) => r.flow.key.ifindex)), new Set([ifA, ifB]));
+      // The UDP flow, idle as long, is still there: it has no end to see.
+      const udp = mon.getFlowStats().filter((f) => f.key.protocol === 'UDP' && f.key.srcPort === 47301);
+      assert.equal(udp.length, 1);
+      assert.equal(udp[0]!.packets, 50);
+    } finally {
+      await pipeline.close();
+    }
+  });
+});

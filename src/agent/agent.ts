@@ -68,7 +68,7 @@ export interface SecurityEventView extends SecurityEvent {
 
 export interface AgentStats {
   interfaces: InterfaceStatus[];
-  flowTable: { entries: number; capacity: number; fill: number; insertFailed: number };
+  flowTable: { entries: number; capacity: number; fill: number; inserted: number; insertFailed: number };
   lost: { packetEvents: number; securityEvents: number; securityGaps: number; consumer: number };
   /** The security channel: events the kernel sent, dropped (ring full), held back by the rate limits; sequence gaps seen here. */
   security: { mode: 'audit' | 'enforce'; sent: number; dropped: number; gaps: number; suppressed: number; detectorStateFailed: number };
@@ -343,7 +343,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       }
       agent.pipeline = startFlowPipeline(
         monitor,
-        { intervalMs: config.intervalMs, idleTimeoutMs: config.idleTimeoutMs, activeTimeoutMs: config.activeTimeoutMs, onError: (e) => agent.emit('error', e) },
+        { intervalMs: config.intervalMs, idleTimeoutMs: config.idleTimeoutMs, endedTimeoutMs: config.endedTimeoutMs, activeTimeoutMs: config.activeTimeoutMs, onError: (e) => agent.emit('error', e) },
         (cycle) => agent.onCycle(cycle),
       );
       agent.started = true;

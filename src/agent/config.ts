@@ -134,6 +134,8 @@ export const configSchema = z
     packetSampleRate: z.coerce.number().int().min(0).default(100),
     intervalMs: ms(1000),
     idleTimeoutMs: ms(15000),
+    /** A TCP flow that has seen a FIN or RST leaves the table once idle this long. */
+    endedTimeoutMs: ms(2000),
     activeTimeoutMs: ms(60000),
     /** How many finished flows and events stay queryable in memory. */
     recentFlows: z.coerce.number().int().min(0).max(1_000_000).default(10000),
@@ -257,6 +259,7 @@ export const ENV: Record<TopField, string> = {
   packetSampleRate: 'KUBENETPROBE_PACKET_SAMPLE_RATE',
   intervalMs: 'KUBENETPROBE_INTERVAL_MS',
   idleTimeoutMs: 'KUBENETPROBE_IDLE_TIMEOUT_MS',
+  endedTimeoutMs: 'KUBENETPROBE_ENDED_TIMEOUT_MS',
   activeTimeoutMs: 'KUBENETPROBE_ACTIVE_TIMEOUT_MS',
   recentFlows: 'KUBENETPROBE_RECENT_FLOWS',
   recentEvents: 'KUBENETPROBE_RECENT_EVENTS',

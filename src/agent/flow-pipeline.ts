@@ -16,6 +16,13 @@ export interface FlowPipelineOptions {
   intervalMs?: number;
   /** A flow with no packet for this long leaves the kernel table with a final record, ms. Default 15000. */
   idleTimeoutMs?: number;
+  /**
+   * A TCP flow that has seen a FIN or RST leaves once idle this long, ms.
+   * Default 2000: a closed connection's flow does not hold its place in the
+   * table for the whole idle timeout (with 15 s, the default table holds
+   * only about 2 000 new connections a second).
+   */
+  endedTimeoutMs?: number;
   /** A long flow gets a record at least this often, ms. Default 60000. */
   activeTimeoutMs?: number;
   /** Where a failed cycle goes; default: the monitor's 'error' event. */
@@ -48,8 +55,9 @@ export interface FlowPipeline {
 export function startFlowPipeline(monitor: NetworkMonitor, options: FlowPipelineOptions, consume: (cycle: PipelineCycle) => void): FlowPipeline {
   const intervalMs = options.intervalMs ?? 1000;
   const idleTimeoutMs = options.idleTimeoutMs ?? 15000;
+  const endedTimeoutMs = Math.min(options.endedTimeoutMs ?? 2000, idleTimeoutMs);
   const activeTimeoutMs = options.activeTimeoutMs ?? 60000;
-  for (const [name, v] of Object.entries({ intervalMs, idleTimeoutMs, activeTimeoutMs })) {
+  for (const [name, v] of Object.entries({ intervalMs, idleTimeoutMs, endedTimeoutMs, activeTimeoutMs })) {
     if (!Number.isFinite(v) || v <= 0) throw new InvalidArgumentError(`${name} must be a positive number of milliseconds, got ${v}`);
   }
   // Room for the kernel table's flows from the start, up to 65 536 (about 8 MB): the default
@@ -63,7 +71,7 @@ export function startFlowPipeline(monitor: NetworkMonitor, options: FlowPipeline
     // The accounter takes each batch while the kernel copies out the next.
     const read = accounter.begin(t0);
     const snapshot = await monitor.readFlowSnapshotAsync((words, counts, start, count, removed, mirror) => read.add(words, counts, start, count, removed, mirror));
-    const evicted = monitor.evictIdle(snapshot, idleTimeoutMs);
+    const evicted = monitor.evictIdle(snapshot, idleTimeoutMs, endedTimeoutMs);
     const records = read.end(snapshot, evicted);
     let flows: FlowStats[] | undefined;
     let conversations: Conversation[] | undefined;

@@ -14,7 +14,7 @@
  * from the observation point that saw the most of it.
  */
 import type { Context, Hono } from 'hono';
-import type { Agent } from '../agent/agent.js';
+import type { Agent, FlowView } from '../agent/agent.js';
 import { toConversations } from '../agent/conversations.js';
 import { FLOW_FILTER_PARAMS, FilterError, compileFilter, parseFilter, type CompiledFilter, type FlowFilter } from '../agent/flow-filter.js';
 import type { PodIdentity } from '../agent/inventory.js';
@@ -343,10 +343,26 @@ function parseQuery(q: Record<string, string>): { filter: FlowFilter; limit: num
   return { filter: parseFilter(params), limit };
 }
 
+/**
+ * The flows the map is drawn from: the live ones, and those that ended less
+ * than the idle timeout ago (a closed connection leaves the kernel table
+ * after endedTimeoutMs, 2 s, but stays on the map as long as an idle flow
+ * would have stayed in the table), the latter with no rate.
+ */
+function mapFlows(agent: Agent): FlowView[] {
+  const since = Date.now() - agent.config.idleTimeoutMs;
+  const out: FlowView[] = [];
+  for (const f of agent.flows({}, Number.POSITIVE_INFINITY)) {
+    if (f.state === 'live') out.push(f);
+    else if (f.lastSeen.getTime() >= since) out.push({ ...f, packetsPerSec: 0, bytesPerSec: 0 });
+  }
+  return out;
+}
+
 /** The agent's service map now, narrowed by a filter. */
 export function agentServiceMap(agent: Agent, filter: FlowFilter, limit: number): ServiceMap {
   return buildServiceMap({
-    flows: agent.flows({}, Number.POSITIVE_INFINITY).filter((f) => f.state === 'live'),
+    flows: mapFlows(agent),
     identity: (ip) => agent.identity(ip),
     knownPods: agent.knownPods(),
     securityEvents: agent.recentSecurityEvents({}),

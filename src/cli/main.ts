@@ -182,6 +182,7 @@ program
   .option('--packet-sample-rate <n>', 'one packet event per N packets; 0 = off')
   .option('--interval-ms <ms>', 'how often the flow table is read')
   .option('--idle-timeout-ms <ms>', 'a flow idle this long gets its final record and leaves the table')
+  .option('--ended-timeout-ms <ms>', 'a TCP flow that has seen a FIN or RST leaves once idle this long (default 2000)')
   .option('--active-timeout-ms <ms>', 'a long flow gets a record at least this often')
   .option('--recent-flows <n>', 'finished flows kept queryable in memory')
   .option('--recent-events <n>', 'security events (and, as many again, block changes and lost-event reports) kept queryable in memory')

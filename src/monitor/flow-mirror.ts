@@ -26,6 +26,7 @@ export class FlowMirror {
   private packets = new Float64Array(0);
   private bytes = new Float64Array(0);
   private lastSeen = new Float64Array(0);
+  private flags = new Uint32Array(0);
   /** The read that last wrote slot s (a full read drops slots it did not write). */
   private seenIn = new Uint32Array(0);
   private reads = 0;
@@ -46,9 +47,13 @@ export class FlowMirror {
     this.packets = f64(this.packets);
     this.bytes = f64(this.bytes);
     this.lastSeen = f64(this.lastSeen);
-    const seen = new Uint32Array(cap);
-    seen.set(this.seenIn);
-    this.seenIn = seen;
+    const u32 = (a: Uint32Array<ArrayBuffer>): Uint32Array<ArrayBuffer> => {
+      const b = new Uint32Array(cap);
+      b.set(a);
+      return b;
+    };
+    this.flags = u32(this.flags);
+    this.seenIn = u32(this.seenIn);
   }
 
   /** Flows held. */
@@ -84,6 +89,7 @@ export class FlowMirror {
       this.packets[s] = words[v + o.packets / 4]! + words[v + o.packets / 4 + 1]! * TWO32;
       this.bytes[s] = words[v + o.bytes / 4]! + words[v + o.bytes / 4 + 1]! * TWO32;
       this.lastSeen[s] = words[v + o.last_seen_jiffies / 4]! + words[v + o.last_seen_jiffies / 4 + 1]! * TWO32;
+      this.flags[s] = words[v + o.tcp_flags / 4]!;
       const from = FLOW_READ_HEADER.size + r * REC + FLOW_RECORD.offsets.value;
       buf.copy(this.values, s * VALUE, from, from + VALUE);
       this.seenIn[s] = read;
@@ -111,7 +117,7 @@ export class FlowMirror {
     const n = this.ix.highWater;
     const keys = Buffer.from(this.ix.keys.buffer.slice(0, n * FLOW_KEY_BYTES));
     const values = Buffer.from(this.values.subarray(0, n * VALUE));
-    const sums = FlowCounterSums.of(this.packets.slice(0, n), this.bytes.slice(0, n), this.lastSeen.slice(0, n));
+    const sums = FlowCounterSums.of(this.packets.slice(0, n), this.bytes.slice(0, n), this.lastSeen.slice(0, n), this.flags.slice(0, n));
     const removed = new Uint8Array(n);
     for (let s = 0; s < n; s++) if (!this.ix.isLive(s)) removed[s] = 1;
     return new FlowSnapshot(n, keys, values, VALUE, sums, decode, jiffiesToMs, removed, { read: this.reads, writtenIn: this.seenIn.slice(0, n) });

@@ -39,6 +39,8 @@ export class FlowCounterSums {
   packets: Float64Array;
   bytes: Float64Array;
   lastSeen: Float64Array;
+  /** The OR of every CPU's tcp_flags (TCP flag bits and KNP_TCP_*). */
+  flags: Uint32Array;
 
   constructor(
     expected: number,
@@ -48,14 +50,16 @@ export class FlowCounterSums {
     this.packets = new Float64Array(expected);
     this.bytes = new Float64Array(expected);
     this.lastSeen = new Float64Array(expected);
+    this.flags = new Uint32Array(expected);
   }
 
   /** Counters summed already (by the kernel's flow read). */
-  static of(packets: Float64Array, bytes: Float64Array, lastSeen: Float64Array): FlowCounterSums {
+  static of(packets: Float64Array, bytes: Float64Array, lastSeen: Float64Array, flags: Uint32Array): FlowCounterSums {
     const sums = new FlowCounterSums(0, 0, 1);
     sums.packets = packets;
     sums.bytes = bytes;
     sums.lastSeen = lastSeen;
+    sums.flags = flags;
     return sums;
   }
 
@@ -70,6 +74,9 @@ export class FlowCounterSums {
     this.packets = grow(this.packets);
     this.bytes = grow(this.bytes);
     this.lastSeen = grow(this.lastSeen);
+    const flags = new Uint32Array(size);
+    flags.set(this.flags);
+    this.flags = flags;
   }
 
   packetsAt(i: number): number {
@@ -85,11 +92,12 @@ export class FlowCounterSums {
     this.ensure(start + count);
     const o = FLOW_VALUE.offsets;
     const v = new DataView(values.buffer, values.byteOffset, values.byteLength);
-    const { packets, bytes, lastSeen, stride, cpus } = this;
+    const { packets, bytes, lastSeen, flags, stride, cpus } = this;
     for (let i = start, end = start + count; i < end; i++) {
       let p = 0;
       let b = 0;
       let last = 0;
+      let f = 0;
       for (let c = 0, at = i * stride; c < cpus; c++, at += FLOW_VALUE.size) {
         const n = v.getUint32(at + o.packets, true) + v.getUint32(at + o.packets + 4, true) * TWO32;
         if (n === 0) continue;
@@ -97,10 +105,12 @@ export class FlowCounterSums {
         b += v.getUint32(at + o.bytes, true) + v.getUint32(at + o.bytes + 4, true) * TWO32;
         const l = v.getUint32(at + o.last_seen_jiffies, true) + v.getUint32(at + o.last_seen_jiffies + 4, true) * TWO32;
         if (l > last) last = l;
+        f |= v.getUint32(at + o.tcp_flags, true);
       }
       packets[i] = p;
       bytes[i] = b;
       lastSeen[i] = last;
+      flags[i] = f;
     }
   }
 }
@@ -116,6 +126,7 @@ export class FlowSnapshot {
   private readonly packets: Float64Array;
   private readonly bytes: Float64Array;
   private readonly lastSeen: Float64Array;
+  private readonly flags: Uint32Array;
 
   constructor(
     count: number,
@@ -142,6 +153,12 @@ export class FlowSnapshot {
     this.packets = sums.packets;
     this.bytes = sums.bytes;
     this.lastSeen = sums.lastSeen;
+    this.flags = sums.flags;
+  }
+
+  /** Flow i's TCP flags, ORed over its packets (TCP flag bits and KNP_TCP_*). */
+  tcpFlagsAt(i: number): number {
+    return this.flags[i]!;
   }
 
   /** The raw key of flow i (a copy). */

@@ -89,6 +89,9 @@ const PROG = {
   flowRead: 'knp_flow_read',
 } as const;
 
+/** TCP FIN and RST: a flow that has seen one has ended. */
+const TCP_ENDED = 0x01 | 0x04;
+
 /** The per-CPU loop bound in bpf/flow-read.bpf.h (KNP_FLOW_READ_MAX_CPUS). */
 const FLOW_READ_MAX_CPUS = 1024;
 /** A delta read asks for flows seen since its predecessor began, less this (see flow-read.bpf.h). */
@@ -716,9 +719,10 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
       egress: sum('tc-egress'),
       xdp: sum('xdp'),
       flowTable: {
-        // Only user space removes flows (evictIdleFlows), so entries = inserts - evictions.
+        // Only user space removes flows (evictIdle), so entries = inserts - evictions.
         entries: g[COUNTER.flowInserted]! - this.flowsEvicted,
         capacity: this.options.flowTableCapacity,
+        inserted: g[COUNTER.flowInserted]!,
         insertFailed: g[COUNTER.flowInsertFailed]!,
       },
       events: {
@@ -798,13 +802,14 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
 
   /**
    * Removes flows whose last packet is older than `idleMs` from the kernel
-   * table and returns each one's final figures. The removal returns the
-   * values as they were at that instant, so packets that arrived after the
-   * table was read are in the final figures too; a packet after the removal
-   * starts a new flow.
+   * table and returns each one's final figures; TCP flows that have seen a
+   * FIN or RST go once idle for `endedIdleMs` (by default the same `idleMs`).
+   * The removal returns the values as they were at that instant, so packets
+   * that arrived after the table was read are in the final figures too; a
+   * packet after the removal starts a new flow.
    */
-  evictIdleFlows(idleMs: number): FlowStats[] {
-    return this.evictIdle(this.readFlowSnapshot(), idleMs).map((e) => e.flow);
+  evictIdleFlows(idleMs: number, endedIdleMs = idleMs): FlowStats[] {
+    return this.evictIdle(this.readFlowSnapshot(), idleMs, endedIdleMs).map((e) => e.flow);
   }
 
   /**
@@ -909,16 +914,23 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
   }
 
   /** evictIdleFlows() over a snapshot already read; marks what it removed in it. */
-  evictIdle(snapshot: FlowSnapshot, idleMs: number): { key: Buffer; flow: FlowStats }[] {
+  evictIdle(snapshot: FlowSnapshot, idleMs: number, endedIdleMs = idleMs): { key: Buffer; flow: FlowStats }[] {
     if (!Number.isFinite(idleMs) || idleMs < 0) throw new InvalidArgumentError(`idleMs must be a non-negative number, got ${idleMs}`);
+    if (!Number.isFinite(endedIdleMs) || endedIdleMs < 0) throw new InvalidArgumentError(`endedIdleMs must be a non-negative number, got ${endedIdleMs}`);
     const map = this.collection().map(MAP.flows);
     const ctx = { cpus: possibleCpus(), anchor: this.jiffiesAnchor(), now: Date.now() };
-    const cutoffMs = Number(this.clock.nowNs()) / 1e6 - idleMs;
+    const nowMs = Number(this.clock.nowNs()) / 1e6;
+    const cutoffMs = nowMs - idleMs;
+    // A TCP flow that has seen its FIN or RST has ended (IPFIX's endOfFlowDetected): it need not
+    // hold its place in the table for the whole idle timeout.
+    const endedCutoffMs = nowMs - endedIdleMs;
     const out: { key: Buffer; flow: FlowStats }[] = [];
     const value = Buffer.alloc(map.valueStride);
     const vv = new DataView(value.buffer, value.byteOffset, value.byteLength);
     for (let i = 0; i < snapshot.count; i++) {
-      if (snapshot.removed[i] || snapshot.lastSeenMsAt(i) > cutoffMs) continue;
+      if (snapshot.removed[i]) continue;
+      const last = snapshot.lastSeenMsAt(i);
+      if (last > cutoffMs && (last > endedCutoffMs || (snapshot.tcpFlagsAt(i) & TCP_ENDED) === 0)) continue;
       const key = snapshot.key(i);
       if (!map.lookupAndDelete(key, value)) continue; // gone already
       snapshot.removed[i] = 1;

@@ -931,7 +931,7 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
       if (snapshot.removed[i]) continue;
       const last = snapshot.lastSeenMsAt(i);
       if (last > cutoffMs && (last > endedCutoffMs || (snapshot.tcpFlagsAt(i) & TCP_ENDED) === 0)) continue;
-      const key = snapshot.key(i);
+      const key = snapshot.keyView(i);
       if (!map.lookupAndDelete(key, value)) continue; // gone already
       snapshot.removed[i] = 1;
       this.mirror?.remove(snapshot.keyWords, i * FLOW_KEY_WORDS);

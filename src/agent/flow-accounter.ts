@@ -17,6 +17,7 @@
 import type { FlowStats } from '../types.js';
 import { FLOW_KEY_WORDS, FlowKeyIndex, keyWordsOf } from '../monitor/flow-key-index.js';
 import type { MirrorRead } from '../monitor/flow-snapshot.js';
+import { resized } from '../monitor/resized.js';
 
 export type FlowRecordReason = 'active' | 'final';
 
@@ -105,25 +106,16 @@ export class FlowAccounter {
 
   /** Room for `cap` states in the per-state arrays (the index grew). */
   private grow(cap: number): void {
-    const f64 = (a: Float64Array<ArrayBuffer>): Float64Array<ArrayBuffer> => {
-      const b = new Float64Array(cap);
-      b.set(a);
-      return b;
-    };
-    const gen = new Uint32Array(cap);
-    gen.set(this.gen);
-    this.gen = gen;
-    const index = new Int32Array(cap);
-    index.set(this.index);
-    this.index = index;
-    this.packets = f64(this.packets);
-    this.bytes = f64(this.bytes);
-    this.readAt = f64(this.readAt);
-    this.reportedPackets = f64(this.reportedPackets);
-    this.reportedBytes = f64(this.reportedBytes);
-    this.reportedAt = f64(this.reportedAt);
-    this.pps = f64(this.pps);
-    this.bps = f64(this.bps);
+    this.gen = resized(this.gen, cap);
+    this.index = resized(this.index, cap);
+    this.packets = resized(this.packets, cap);
+    this.bytes = resized(this.bytes, cap);
+    this.readAt = resized(this.readAt, cap);
+    this.reportedPackets = resized(this.reportedPackets, cap);
+    this.reportedBytes = resized(this.reportedBytes, cap);
+    this.reportedAt = resized(this.reportedAt, cap);
+    this.pps = resized(this.pps, cap);
+    this.bps = resized(this.bps, cap);
   }
 
   private report(reason: FlowRecordReason, flow: FlowStats, s: number, atMs: number): FlowRecord {

@@ -323,10 +323,6 @@ export class Collection {
     return { map, v };
   }
 
-  hasProgram(name: string): boolean {
-    return this.programsByName.has(name);
-  }
-
   program(name: string): BpfProgram {
     if (this.obj === null) throw new ClosedError(`collection ${this.path}`);
     const p = this.programsByName.get(name);

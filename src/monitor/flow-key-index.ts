@@ -5,6 +5,7 @@
  * million flows cost no object each. The owner keeps its per-slot arrays as
  * long as `capacity` (onGrow says when it changes).
  */
+import { resized } from './resized.js';
 
 /** The bytes that identify a flow (the kernel key), and as 32-bit words. */
 export const FLOW_KEY_BYTES = 44;
@@ -76,12 +77,8 @@ export class FlowKeyIndex {
   }
 
   private grow(cap = Math.max(1024, this.cap * 2)): void {
-    const keys = new Uint32Array(cap * W);
-    keys.set(this.keys);
-    this.keys = keys;
-    const live = new Uint8Array(cap);
-    live.set(this.live);
-    this.live = live;
+    this.keys = resized(this.keys, cap * W);
+    this.live = resized(this.live, cap);
     this.cap = cap;
     this.onGrow(cap);
   }

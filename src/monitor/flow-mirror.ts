@@ -13,6 +13,7 @@ import { FLOW_READ_HEADER, FLOW_RECORD, FLOW_VALUE } from '../abi/layouts.js';
 import { KubeNetProbeError } from '../errors.js';
 import { FLOW_KEY_BYTES, FlowKeyIndex } from './flow-key-index.js';
 import { FlowCounterSums, FlowSnapshot, type FlowDecoder } from './flow-snapshot.js';
+import { resized } from './resized.js';
 
 const TWO32 = 4294967296;
 const VALUE = FLOW_VALUE.size;
@@ -39,21 +40,11 @@ export class FlowMirror {
     const values = Buffer.alloc(cap * VALUE);
     this.values.copy(values);
     this.values = values;
-    const f64 = (a: Float64Array<ArrayBuffer>): Float64Array<ArrayBuffer> => {
-      const b = new Float64Array(cap);
-      b.set(a);
-      return b;
-    };
-    this.packets = f64(this.packets);
-    this.bytes = f64(this.bytes);
-    this.lastSeen = f64(this.lastSeen);
-    const u32 = (a: Uint32Array<ArrayBuffer>): Uint32Array<ArrayBuffer> => {
-      const b = new Uint32Array(cap);
-      b.set(a);
-      return b;
-    };
-    this.flags = u32(this.flags);
-    this.seenIn = u32(this.seenIn);
+    this.packets = resized(this.packets, cap);
+    this.bytes = resized(this.bytes, cap);
+    this.lastSeen = resized(this.lastSeen, cap);
+    this.flags = resized(this.flags, cap);
+    this.seenIn = resized(this.seenIn, cap);
   }
 
   /** Flows held. */

@@ -6,6 +6,7 @@
  */
 import { FLOW_KEY, FLOW_VALUE } from '../abi/layouts.js';
 import type { FlowStats } from '../types.js';
+import { resized } from './resized.js';
 
 const TWO32 = 4294967296;
 
@@ -66,17 +67,10 @@ export class FlowCounterSums {
   private ensure(n: number): void {
     if (n <= this.packets.length) return;
     const size = Math.max(n, this.packets.length * 2);
-    const grow = (a: Float64Array): Float64Array => {
-      const b = new Float64Array(size);
-      b.set(a);
-      return b;
-    };
-    this.packets = grow(this.packets);
-    this.bytes = grow(this.bytes);
-    this.lastSeen = grow(this.lastSeen);
-    const flags = new Uint32Array(size);
-    flags.set(this.flags);
-    this.flags = flags;
+    this.packets = resized(this.packets, size);
+    this.bytes = resized(this.bytes, size);
+    this.lastSeen = resized(this.lastSeen, size);
+    this.flags = resized(this.flags, size);
   }
 
   packetsAt(i: number): number {

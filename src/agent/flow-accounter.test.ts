@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FLOW_KEY_BYTES, FlowAccounter, type EvictedFlow, type FlowRecord, type FlowTableView } from './flow-accounter.js';
+import { FLOW_KEY_BYTES, FlowAccounter, evictedFlowOf, type EvictedFlow, type FlowRecord, type FlowTableView } from './flow-accounter.js';
 import type { FlowKey, FlowStats } from '../types.js';
+import { keyWordsOf } from '../monitor/flow-key-index.js';
 
 /** A readable identity of a test flow (interface, direction, 5-tuple). */
 function flowId(k: FlowKey): string {
@@ -32,7 +33,7 @@ function table(flows: FlowStats[]): FlowTableView {
   };
 }
 
-const evictedOf = (flows: FlowStats[]): EvictedFlow[] => flows.map((f) => ({ key: keyOf(f), flow: f }));
+const evictedOf = (flows: FlowStats[]): EvictedFlow[] => flows.map((f) => ({ keyWords: keyWordsOf(keyOf(f)), keyAt: 0, packets: f.packets, bytes: f.bytes, flow: f }));
 
 function flow(dport: number, packets: number, bytes = packets * 100): FlowStats {
   return {
@@ -59,6 +60,33 @@ test('rates over the last interval', () => {
   assert.equal(recs[0]!.reason, 'final');
   assert.equal(recs[0]!.packetsPerSec, 0, 'no packets in the last second');
   assert.equal(acc.size, 0);
+});
+
+test('an evicted flow’s final record: decoded only when read, its raw key at hand, and plain as JSON', () => {
+  const acc = new FlowAccounter({ activeTimeoutMs: 60_000 });
+  acc.ingest(table([flow(9, 10)]), evictedOf([]), 0);
+  const f = flow(9, 14);
+  let decoded = 0;
+  const e: EvictedFlow = {
+    keyWords: keyWordsOf(keyOf(f)),
+    keyAt: 0,
+    packets: f.packets,
+    bytes: f.bytes,
+    get flow() {
+      decoded++;
+      return f;
+    },
+  };
+  const [rec] = acc.ingest(table([]), [e], 1000);
+  assert.equal(decoded, 0, 'accounting decodes nothing');
+  assert.equal(evictedFlowOf(rec!), e);
+  assert.deepEqual([rec!.reason, rec!.deltaPackets, rec!.deltaBytes], ['final', 14, 1400]);
+  assert.deepEqual(JSON.parse(JSON.stringify(rec)), { ...JSON.parse(JSON.stringify({ reason: 'final', flow: f })), deltaPackets: 14, deltaBytes: 1400, packetsPerSec: 0, bytesPerSec: 0 });
+  assert.equal(decoded, 1);
+  // A record from a read (not an eviction) has no evicted flow.
+  const [active] = new FlowAccounter({ activeTimeoutMs: 0 }).ingest(table([flow(9, 1)]), [], 0);
+  assert.equal(active!.reason, 'active');
+  assert.equal(evictedFlowOf(active!), undefined);
 });
 
 test('active and final records add up to exactly the flow’s totals', () => {

@@ -15,8 +15,8 @@
  * no object per flow, and a flow is decoded only when a record is due.
  */
 import type { FlowStats } from '../types.js';
-import { FLOW_KEY_WORDS, FlowKeyIndex, keyWordsOf } from '../monitor/flow-key-index.js';
-import type { MirrorRead } from '../monitor/flow-snapshot.js';
+import { FLOW_KEY_WORDS, FlowKeyIndex } from '../monitor/flow-key-index.js';
+import type { EvictedFlow, MirrorRead } from '../monitor/flow-snapshot.js';
 import { resized } from '../monitor/resized.js';
 
 export type FlowRecordReason = 'active' | 'final';
@@ -62,10 +62,38 @@ export interface AccounterRead {
   end(view: FlowTableView, evicted: readonly EvictedFlow[]): FlowRecord[];
 }
 
-export interface EvictedFlow {
-  /** The kernel key, FLOW_KEY_BYTES long. */
-  key: Uint8Array;
-  flow: FlowStats;
+export type { EvictedFlow } from '../monitor/flow-snapshot.js';
+
+/**
+ * The final record of an evicted flow: the flow is decoded when a consumer
+ * first reads it (most final records are counted and kept, never shown), and
+ * the evicted flow's raw key and totals stay at hand for those that need no
+ * decoding. A class, so a record costs no closure; toJSON() gives the plain
+ * record.
+ */
+class EvictedRecord implements FlowRecord {
+  readonly reason = 'final';
+  constructor(
+    readonly evicted: EvictedFlow,
+    readonly deltaPackets: number,
+    readonly deltaBytes: number,
+    readonly packetsPerSec: number,
+    readonly bytesPerSec: number,
+  ) {}
+
+  get flow(): FlowStats {
+    return this.evicted.flow;
+  }
+
+  toJSON(): FlowRecord {
+    const { reason, flow, deltaPackets, deltaBytes, packetsPerSec, bytesPerSec } = this;
+    return { reason, flow, deltaPackets, deltaBytes, packetsPerSec, bytesPerSec };
+  }
+}
+
+/** The evicted flow behind a final record, where it came from evictIdle(). */
+export function evictedFlowOf(r: FlowRecord): EvictedFlow | undefined {
+  return r instanceof EvictedRecord ? r.evicted : undefined;
 }
 
 export interface AccounterOptions {
@@ -119,21 +147,23 @@ export class FlowAccounter {
   }
 
   private report(reason: FlowRecordReason, flow: FlowStats, s: number, atMs: number): FlowRecord {
+    return this.record(reason, flow.packets, flow.bytes, s, atMs, flow);
+  }
+
+  /** A record with the totals given; `flow` as decoded, or an evicted flow decoded when a consumer reads it. */
+  private record(reason: FlowRecordReason, packets: number, bytes: number, s: number, atMs: number, flow: FlowStats | EvictedFlow): FlowRecord {
     const known = s >= 0;
-    const rec: FlowRecord = {
-      reason,
-      flow,
-      deltaPackets: flow.packets - (known ? this.reportedPackets[s]! : 0),
-      deltaBytes: flow.bytes - (known ? this.reportedBytes[s]! : 0),
-      packetsPerSec: known ? this.pps[s]! : 0,
-      bytesPerSec: known ? this.bps[s]! : 0,
-    };
+    const deltaPackets = packets - (known ? this.reportedPackets[s]! : 0);
+    const deltaBytes = bytes - (known ? this.reportedBytes[s]! : 0);
+    const packetsPerSec = known ? this.pps[s]! : 0;
+    const bytesPerSec = known ? this.bps[s]! : 0;
     if (known) {
-      this.reportedPackets[s] = flow.packets;
-      this.reportedBytes[s] = flow.bytes;
+      this.reportedPackets[s] = packets;
+      this.reportedBytes[s] = bytes;
       this.reportedAt[s] = atMs;
     }
-    return rec;
+    if ('keyWords' in flow) return new EvictedRecord(flow, deltaPackets, deltaBytes, packetsPerSec, bytesPerSec);
+    return { reason, flow, deltaPackets, deltaBytes, packetsPerSec, bytesPerSec };
   }
 
   /**
@@ -228,8 +258,8 @@ export class FlowAccounter {
     const end = (view: FlowTableView, evicted: readonly EvictedFlow[]): FlowRecord[] => {
       const out = closed;
       for (const e of evicted) {
-        const s = this.ix.find(keyWordsOf(e.key), 0);
-        out.push(this.report('final', e.flow, s, atMs));
+        const s = this.ix.find(e.keyWords, e.keyAt);
+        out.push(this.record('final', e.packets, e.bytes, s, atMs, e));
         if (s >= 0) this.ix.remove(s);
       }
       for (let i = 0; i < view.count; i++) if (view.removed[i]) stateOf[i] = -1;

@@ -15,6 +15,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Agent, AgentStats } from '../agent/agent.js';
 import type { PipelineCycle } from '../agent/flow-pipeline.js';
+import { evictedFlowOf } from '../agent/flow-accounter.js';
 import type { OutcomeCounts, SecurityEvent } from '../types.js';
 import { compileIdentityFilter, type IdentityFilter } from '../agent/flow-filter.js';
 import type { PodIdentity } from '../agent/inventory.js';
@@ -255,7 +256,13 @@ export class AgentMetrics {
     for (const [ip, id] of this.agent.knownPods()) pods.push([ip, podKey(id), id.workload ? workloadKey(id) : undefined]);
     this.pods.setPods(pods);
     // Flows that ended this cycle first: the read no longer has them.
-    for (const r of c.records) if (r.reason === 'final') this.pods.ended(r.flow.key, r.flow.packets, r.flow.bytes);
+    // An evicted flow by its raw key: counting it decodes nothing.
+    for (const r of c.records) {
+      if (r.reason !== 'final') continue;
+      const e = evictedFlowOf(r);
+      if (e) this.pods.endedAt(e.keyWords, e.keyAt, e.packets, e.bytes);
+      else this.pods.ended(r.flow.key, r.flow.packets, r.flow.bytes);
+    }
     this.pods.read(c.snapshot);
   }
 

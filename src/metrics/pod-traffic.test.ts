@@ -58,6 +58,27 @@ test('totals stay monotonic as flows end (final figures before the read that no 
   assert.equal(t.series().pods.get('shop/frontend')!.sentBytes, 1300);
 });
 
+test('endedAt() (by the raw key, for evicted flows) counts exactly as ended() does', () => {
+  const byIp = new PodTraffic(10);
+  const byKey = new PodTraffic(10);
+  const flows: F[] = [
+    ['198.18.0.1', '198.18.0.2', 'ingress', 12, 1200],
+    ['198.18.0.2', '198.18.0.1', 'egress', 7, 700],
+    ['198.18.9.9', '198.18.0.1', 'ingress', 3, 300],
+  ];
+  const v = view(flows);
+  for (const t of [byIp, byKey]) t.setPods(PODS);
+  flows.forEach(([src, dst, , packets, bytes], i) => {
+    byIp.ended({ srcIp: src, dstIp: dst }, packets, bytes);
+    byKey.endedAt(v.keyWords, i * 11, packets, bytes);
+  });
+  const none = view([]);
+  byIp.read(none);
+  byKey.read(none);
+  assert.deepEqual(byKey.series(), byIp.series());
+  assert.equal(byKey.series().pods.get('shop/frontend')!.sentBytes, 1200);
+});
+
 test('the budget: the biggest pods get series, the rest are summed under other, and nothing ever goes down', () => {
   const t = new PodTraffic(2);
   const pods: [string, string][] = Array.from({ length: 6 }, (_, i) => [`198.18.1.${i + 1}`, `ns/p${i + 1}`]);

@@ -117,8 +117,15 @@ export class PodTraffic {
    * a read's final records before read(): the read no longer has them.
    */
   ended(flow: { srcIp: string; dstIp: string }, packets: number, bytes: number): void {
-    const src = this.byIp.get(flow.srcIp);
-    const dst = this.byIp.get(flow.dstIp);
+    this.retire(this.byIp.get(flow.srcIp), this.byIp.get(flow.dstIp), packets, bytes);
+  }
+
+  /** ended() for a flow given by its kernel key (11 words from `at`): no address decoded. */
+  endedAt(keyWords: Uint32Array, at: number, packets: number, bytes: number): void {
+    this.retire(this.podAt(keyWords, at), this.podAt(keyWords, at + 4), packets, bytes);
+  }
+
+  private retire(src: string | undefined, dst: string | undefined, packets: number, bytes: number): void {
     if (src) this.add(this.state(src).retired, true, packets, bytes);
     if (dst) this.add(this.state(dst).retired, false, packets, bytes);
   }

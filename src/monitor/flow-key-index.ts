@@ -103,7 +103,7 @@ export class FlowKeyIndex {
     if ((this.used + 1) * 2 > this.table.length) this.rehash(this.table.length * 2);
     const s = this.free.length ? this.free.pop()! : this.next++;
     if (s >= this.cap) this.grow();
-    this.keys.set(w.subarray(at, at + W), s * W);
+    for (let i = 0, to = s * W; i < W; i++) this.keys[to + i] = w[at + i]!;
     this.live[s] = 1;
     let slot = hashKey(w, at) & this.mask;
     while (this.table[slot] !== 0) slot = (slot + 1) & this.mask;

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FLOW_KEY, FLOW_READ_HEADER, FLOW_RECORD, FLOW_VALUE } from '../abi/layouts.js';
 import { FlowMirror } from './flow-mirror.js';
-import { FlowKeyIndex, FLOW_KEY_WORDS } from './flow-key-index.js';
+import { FlowKeyIndex, FLOW_KEY_WORDS, keyWordsOf } from './flow-key-index.js';
 import type { FlowDecoder } from './flow-snapshot.js';
 import type { FlowStats } from '../types.js';
 import { FlowAccounter, type EvictedFlow, type FlowRecord } from '../agent/flow-accounter.js';
@@ -162,7 +162,7 @@ test('the accounter passes over flows the mirror did not write, with the records
       const before = m.snapshot(decode, (j) => j);
       const i = Array.from({ length: before.count }, (_, k) => k).find((k) => !before.removed[k] && before.flow(k).key.srcPort === evictPort)!;
       const last = before.flow(i);
-      evicted = [{ key: before.key(i), flow: { ...last, packets: last.packets + 1, bytes: last.bytes + 100 } }];
+      evicted = [{ keyWords: keyWordsOf(before.key(i)), keyAt: 0, packets: last.packets + 1, bytes: last.bytes + 100, flow: { ...last, packets: last.packets + 1, bytes: last.bytes + 100 } }];
       m.remove(before.keyWords, i * FLOW_KEY_WORDS);
     }
     const snap = m.snapshot(decode, (j) => j);

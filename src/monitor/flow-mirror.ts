@@ -17,6 +17,7 @@ import { resized } from './resized.js';
 
 const TWO32 = 4294967296;
 const VALUE = FLOW_VALUE.size;
+const VALUE_WORDS = VALUE / 4;
 const REC = FLOW_RECORD.size;
 const REC_WORDS = REC / 4;
 
@@ -24,6 +25,8 @@ export class FlowMirror {
   private readonly ix: FlowKeyIndex;
   /** Slot s's summed value (struct knp_flow_value) at s * 48. */
   private values = Buffer.alloc(0);
+  /** `values` as 32-bit words (each value is whole words), for copying without a view per record. */
+  private valueWords = new Uint32Array(0);
   private packets = new Float64Array(0);
   private bytes = new Float64Array(0);
   private lastSeen = new Float64Array(0);
@@ -40,6 +43,7 @@ export class FlowMirror {
     const values = Buffer.alloc(cap * VALUE);
     this.values.copy(values);
     this.values = values;
+    this.valueWords = new Uint32Array(values.buffer, values.byteOffset, values.byteLength / 4);
     this.packets = resized(this.packets, cap);
     this.bytes = resized(this.bytes, cap);
     this.lastSeen = resized(this.lastSeen, cap);
@@ -81,8 +85,7 @@ export class FlowMirror {
       this.bytes[s] = words[v + o.bytes / 4]! + words[v + o.bytes / 4 + 1]! * TWO32;
       this.lastSeen[s] = words[v + o.last_seen_jiffies / 4]! + words[v + o.last_seen_jiffies / 4 + 1]! * TWO32;
       this.flags[s] = words[v + o.tcp_flags / 4]!;
-      const from = FLOW_READ_HEADER.size + r * REC + FLOW_RECORD.offsets.value;
-      buf.copy(this.values, s * VALUE, from, from + VALUE);
+      for (let k = 0, to = s * VALUE_WORDS; k < VALUE_WORDS; k++) this.valueWords[to + k] = words[v + k]!;
       this.seenIn[s] = read;
     }
     if (full) {

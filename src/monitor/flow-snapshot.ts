@@ -18,6 +18,22 @@ export type FlowDecoder = (kv: DataView, keyAt: number, vv: DataView, valueAt: n
  * A flow not written since a consumer's last read is the same flow with the
  * same counters (the accounter then passes it over without a lookup).
  */
+/**
+ * A flow taken out of the kernel table (evictIdle) with its final figures.
+ * The totals are numbers; the rest (addresses as strings, dates) is decoded
+ * only when `flow` is first read, since most final records are counted and
+ * kept, not shown.
+ */
+export interface EvictedFlow {
+  /** The kernel key as 32-bit words, at keyAt .. keyAt + 11 (a buffer shared by the flows evicted together). */
+  readonly keyWords: Uint32Array;
+  readonly keyAt: number;
+  readonly packets: number;
+  readonly bytes: number;
+  /** The flow decoded (on first use). */
+  readonly flow: FlowStats;
+}
+
 export interface MirrorRead {
   /** This read's number. */
   read: number;

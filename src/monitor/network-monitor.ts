@@ -25,7 +25,7 @@ import {
   OUTCOMES,
   TCP_OPENED,
 } from '../abi/layouts.js';
-import { decodeFlowKey, decodeFlowValuePerCpu, decodePacketInfo, decodeSecurityEvent, tcpFlagNames, tcpFlagNamesCached } from '../abi/decode.js';
+import { decodeFlowKey, decodeFlowValuePerCpu, decodePacketInfo, decodeSecurityEvent, tcpFlagNames, tcpFlagNamesCached, type RawFlowValue } from '../abi/decode.js';
 import { AlreadyAttachedError, ClosedError, InvalidArgumentError, KernelUnsupportedError, KubeNetProbeError, ObjectFileError, PermissionError, errnoName } from '../errors.js';
 import { LoadInterruptedError, MapCreateError, ObjectSpec, type Collection } from '../loader/object.js';
 import { RingBufferReader, pageSize } from '../loader/ringbuf.js';
@@ -44,7 +44,7 @@ import { autoXdpMode } from '../attach/xdp-policy.js';
 import { InterfaceNames } from './interface-names.js';
 import { builtinObjectPath } from '../paths.js';
 import { MonotonicClock, type JiffiesAnchor } from './clock.js';
-import { FlowCounterSums, FlowSnapshot, type FlowCounterView, type MirrorRead } from './flow-snapshot.js';
+import { FlowCounterSums, FlowSnapshot, type EvictedFlow, type FlowCounterView, type MirrorRead } from './flow-snapshot.js';
 import { EventQueue } from './event-queue.js';
 import { BlockTable } from './blocks.js';
 import { DEFAULT_DETECTOR_CONFIG, TCP_FLAG_DETECTORS, encodeDetectorConfig, mergeDetectorConfig, type DetectorConfig } from './detectors.js';
@@ -52,6 +52,7 @@ import { describeSecurityEvent } from './security-text.js';
 import type {
   Block,
   BlockChange,
+  FlowKey,
   FlowStats,
   InterfaceCounters,
   LostEvents,
@@ -61,6 +62,52 @@ import type {
   PacketStats,
   SecurityEvent,
 } from '../types.js';
+/** What decoding a flow's value needs: CPUs, the jiffies anchor, the wall clock (ms) for interface names. */
+interface FlowDecodeContext {
+  cpus: number;
+  anchor: JiffiesAnchor;
+  now: number;
+}
+
+/** A flow's FlowStats from its decoded key and summed value. */
+function flowStatsOf(key: FlowKey, ifname: string | undefined, v: RawFlowValue, ctx: FlowDecodeContext, clock: MonotonicClock): FlowStats {
+  return {
+    key,
+    interface: ifname,
+    packets: v.packets,
+    bytes: v.bytes,
+    firstSeen: clock.toDateMs(v.firstSeenMs),
+    lastSeen: clock.toDateMs(clock.jiffiesToMonoMs(v.lastSeenJiffies, ctx.anchor)),
+    tcpFlags: tcpFlagNamesCached(v.tcpFlags),
+    synCount: v.synCount,
+    finCount: v.finCount,
+    rstCount: v.rstCount,
+    opened: (v.tcpFlags & TCP_OPENED) !== 0,
+  };
+}
+
+/** An evicted flow whose key is decoded (addresses as strings, dates) only when `flow` is first read. */
+class LazyEvictedFlow implements EvictedFlow {
+  private decoded: FlowStats | undefined;
+  readonly packets: number;
+  readonly bytes: number;
+  constructor(
+    readonly keyWords: Uint32Array,
+    readonly keyAt: number,
+    private readonly kv: DataView,
+    private readonly value: RawFlowValue,
+    private readonly ifname: string | undefined,
+    private readonly ctx: FlowDecodeContext,
+    private readonly clock: MonotonicClock,
+  ) {
+    this.packets = value.packets;
+    this.bytes = value.bytes;
+  }
+
+  get flow(): FlowStats {
+    return (this.decoded ??= flowStatsOf(decodeFlowKey(this.kv, this.keyAt * 4), this.ifname, this.value, this.ctx, this.clock));
+  }
+}
 
 const MAP = {
   flows: 'knp_flows',
@@ -914,51 +961,61 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
   }
 
   /** evictIdleFlows() over a snapshot already read; marks what it removed in it. */
-  evictIdle(snapshot: FlowSnapshot, idleMs: number, endedIdleMs = idleMs): { key: Buffer; flow: FlowStats }[] {
+  evictIdle(snapshot: FlowSnapshot, idleMs: number, endedIdleMs = idleMs): EvictedFlow[] {
     if (!Number.isFinite(idleMs) || idleMs < 0) throw new InvalidArgumentError(`idleMs must be a non-negative number, got ${idleMs}`);
     if (!Number.isFinite(endedIdleMs) || endedIdleMs < 0) throw new InvalidArgumentError(`endedIdleMs must be a non-negative number, got ${endedIdleMs}`);
-    const map = this.collection().map(MAP.flows);
-    const ctx = { cpus: possibleCpus(), anchor: this.jiffiesAnchor(), now: Date.now() };
     const nowMs = Number(this.clock.nowNs()) / 1e6;
     const cutoffMs = nowMs - idleMs;
     // A TCP flow that has seen its FIN or RST has ended (IPFIX's endOfFlowDetected): it need not
     // hold its place in the table for the whole idle timeout.
     const endedCutoffMs = nowMs - endedIdleMs;
-    const out: { key: Buffer; flow: FlowStats }[] = [];
-    const value = Buffer.alloc(map.valueStride);
-    const vv = new DataView(value.buffer, value.byteOffset, value.byteLength);
+    const due: number[] = [];
     for (let i = 0; i < snapshot.count; i++) {
       if (snapshot.removed[i]) continue;
       const last = snapshot.lastSeenMsAt(i);
       if (last > cutoffMs && (last > endedCutoffMs || (snapshot.tcpFlagsAt(i) & TCP_ENDED) === 0)) continue;
-      const key = snapshot.keyView(i);
-      if (!map.lookupAndDelete(key, value)) continue; // gone already
+      due.push(i);
+    }
+    if (due.length === 0) return [];
+    const map = this.collection().map(MAP.flows);
+    const ctx = { cpus: possibleCpus(), anchor: this.jiffiesAnchor(), now: Date.now() };
+    // The evicted keys, copied together: a final record kept for the API holds these few
+    // bytes, not the whole read they came from.
+    const words = new Uint32Array(due.length * FLOW_KEY_WORDS);
+    const kv = new DataView(words.buffer);
+    const src = snapshot.keyWords;
+    // The key passed to the kernel, and the value it fills: one of each, reused.
+    const key = new Uint32Array(FLOW_KEY_WORDS);
+    const keyBytes = new Uint8Array(key.buffer);
+    const value = Buffer.alloc(map.valueStride);
+    const vv = new DataView(value.buffer, value.byteOffset, value.byteLength);
+    const out: EvictedFlow[] = [];
+    for (const i of due) {
+      for (let k = 0; k < FLOW_KEY_WORDS; k++) key[k] = src[i * FLOW_KEY_WORDS + k]!;
+      if (!map.lookupAndDelete(keyBytes, value)) continue; // gone already
+      const at = out.length * FLOW_KEY_WORDS;
+      words.set(key, at);
       snapshot.removed[i] = 1;
-      this.mirror?.remove(snapshot.keyWords, i * FLOW_KEY_WORDS);
+      this.mirror?.remove(src, i * FLOW_KEY_WORDS);
       this.flowsEvicted++;
-      const kv = new DataView(key.buffer, key.byteOffset, key.byteLength);
-      out.push({ key, flow: this.flowStats(kv, 0, vv, 0, ctx) });
+      out.push(this.evicted(words, at, kv, decodeFlowValuePerCpu(vv, 0, ctx.cpus), ctx));
     }
     return out;
   }
 
-  private flowStats(kv: DataView, keyAt: number, vv: DataView, valueAt: number, ctx: { cpus: number; anchor: JiffiesAnchor; now: number }): FlowStats {
-    const key = decodeFlowKey(kv, keyAt);
-    const v = decodeFlowValuePerCpu(vv, valueAt, ctx.cpus);
-    return {
-      key,
-      interface: this.names.get(key.ifindex, ctx.now),
-      packets: v.packets,
-      bytes: v.bytes,
-      firstSeen: this.clock.toDateMs(v.firstSeenMs),
-      lastSeen: this.clock.toDateMs(this.clock.jiffiesToMonoMs(v.lastSeenJiffies, ctx.anchor)),
-      tcpFlags: tcpFlagNamesCached(v.tcpFlags),
-      synCount: v.synCount,
-      finCount: v.finCount,
-      rstCount: v.rstCount,
-      opened: (v.tcpFlags & TCP_OPENED) !== 0,
-    };
+  /** An evicted flow: its totals now, the rest decoded on first use (with the interface's name as it is now). */
+  private evicted(keyWords: Uint32Array, keyAt: number, kv: DataView, v: RawFlowValue, ctx: FlowDecodeContext): EvictedFlow {
+    const ifname = this.names.get(kv.getUint32(keyAt * 4 + FLOW_KEY.offsets.ifindex, true), ctx.now);
+    return new LazyEvictedFlow(keyWords, keyAt, kv, v, ifname, ctx, this.clock);
   }
+
+  private flowStats(kv: DataView, keyAt: number, vv: DataView, valueAt: number, ctx: FlowDecodeContext): FlowStats {
+    const key = decodeFlowKey(kv, keyAt);
+    return flowStatsOf(key, this.names.get(key.ifindex, ctx.now), decodeFlowValuePerCpu(vv, valueAt, ctx.cpus), ctx, this.clock);
+  }
+
+
+
 
   /** The loaded maps, for extensions and tests (see docs/extending.md). */
   map(name: string): BpfMap {

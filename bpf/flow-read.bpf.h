@@ -31,6 +31,26 @@ struct {
 	__type(value, struct knp_flow_read_cfg);
 } knp_flow_read_cfg SEC(".maps");
 
+/* Adds one CPU's copy of a flow to a sum: counts add up, first_seen is the
+ * earliest a CPU saw, last_seen the latest, flags are ORed. The one summing
+ * rule of the kernel side (user space has its twin for batch reads). */
+static __always_inline void knp_flow_value_add(struct knp_flow_value *sum, const struct knp_flow_value *pc)
+{
+	/* A CPU that never saw the flow holds zeros (and no first_seen). */
+	if (!pc->packets)
+		return;
+	sum->packets += pc->packets;
+	sum->bytes += pc->bytes;
+	if (pc->first_seen_ns && (!sum->first_seen_ns || pc->first_seen_ns < sum->first_seen_ns))
+		sum->first_seen_ns = pc->first_seen_ns;
+	if (pc->last_seen_jiffies > sum->last_seen_jiffies)
+		sum->last_seen_jiffies = pc->last_seen_jiffies;
+	sum->syn_count += pc->syn_count;
+	sum->fin_count += pc->fin_count;
+	sum->rst_count += pc->rst_count;
+	sum->tcp_flags |= pc->tcp_flags;
+}
+
 /* The read (iterator fd; the kernel numbers them from 1) whose header is out. */
 __u64 flow_read_session = 0;
 
@@ -82,23 +102,9 @@ int knp_flow_read(struct bpf_iter__bpf_map_elem *ctx)
 
 	__builtin_memset(&r, 0, sizeof(r));
 	for (__u32 c = 0; c < KNP_FLOW_READ_MAX_CPUS; c++) {
-		struct knp_flow_value *pc = v + c;
-
 		if (c >= flow_read_cpus)
 			break;
-		/* A CPU that never saw the flow holds zeros (and no first_seen). */
-		if (!pc->packets)
-			continue;
-		r.value.packets += pc->packets;
-		r.value.bytes += pc->bytes;
-		if (pc->first_seen_ns && (!r.value.first_seen_ns || pc->first_seen_ns < r.value.first_seen_ns))
-			r.value.first_seen_ns = pc->first_seen_ns;
-		if (pc->last_seen_jiffies > r.value.last_seen_jiffies)
-			r.value.last_seen_jiffies = pc->last_seen_jiffies;
-		r.value.syn_count += pc->syn_count;
-		r.value.fin_count += pc->fin_count;
-		r.value.rst_count += pc->rst_count;
-		r.value.tcp_flags |= pc->tcp_flags;
+		knp_flow_value_add(&r.value, v + c);
 	}
 	/* Nothing since the last read: user space still has its figures. */
 	if (r.value.last_seen_jiffies < cfg->since_jiffies)

@@ -155,6 +155,25 @@ struct knp_flow_record {
 	struct knp_flow_value value; /* summed over CPUs */
 };                                 /* 96 bytes */
 
+/*
+ * Evicting flows (the knp_flow_evict program in flow-evict.bpf.h): user
+ * space writes the keys of the flows it found idle into knp_flow_evict_batch
+ * (memory-mapped), runs the program once with count in its context, and
+ * reads back each flow's final figures, summed over CPUs, taken just before
+ * it left the table. One system call for a batch of flows, where a
+ * lookup-and-delete per flow was one each.
+ */
+struct knp_flow_evict {
+	struct knp_flow_key key;   /* in: the flow */
+	__u32 found;               /* out: 1 removed (value holds its final figures), 0 already gone */
+	struct knp_flow_value value; /* out: summed over CPUs */
+};                                 /* 96 bytes */
+
+struct knp_flow_evict_args {
+	__u32 count;               /* in: entries 0 .. count - 1 of the batch */
+	__u32 evicted;             /* out: how many were found and removed */
+};
+
 /* In knp_flow_value.tcp_flags, above the flags byte: a SYN without ACK was
  * seen, so this direction opened the connection (the client's side). */
 #define KNP_TCP_OPENED (1u << 8)

@@ -547,6 +547,7 @@ static __always_inline int first_sighting(struct __sk_buff *skb, __u8 direction)
 
 #include "detect.bpf.h"
 #include "flow-read.bpf.h"
+#include "flow-evict.bpf.h"
 
 static __always_inline int parse_skb(struct __sk_buff *skb, struct parsed *p)
 {

@@ -11,6 +11,7 @@ export type {
   TcOptions,
   XdpChoice,
   EventProcessingOptions,
+  FlowEvictInfo,
   FlowReadInfo,
 } from './monitor/network-monitor.js';
 export type {

@@ -131,6 +131,12 @@ export const FLOW_RECORD = layout('knp_flow_record', 96, { key: 0, _pad: 44, val
 
 export const FLOW_READ_CFG = layout('knp_flow_read_cfg', 8, { since_jiffies: 0 });
 
+/** An entry of knp_flow_evict_batch (bpf/flow-evict.bpf.h): a key in; found and the final value, summed over CPUs, out. */
+export const FLOW_EVICT = layout('knp_flow_evict', 96, { key: 0, found: 44, value: 48 });
+
+/** knp_flow_evict's context: how many entries to evict in; how many were in the table out. */
+export const FLOW_EVICT_ARGS = layout('knp_flow_evict_args', 8, { count: 0, evicted: 4 });
+
 export const ALL_LAYOUTS: readonly Layout[] = [
   FLOW_KEY,
   FLOW_VALUE,
@@ -150,6 +156,8 @@ export const ALL_LAYOUTS: readonly Layout[] = [
   FLOW_READ_HEADER,
   FLOW_RECORD,
   FLOW_READ_CFG,
+  FLOW_EVICT,
+  FLOW_EVICT_ARGS,
 ];
 
 /** enum knp_hook */

@@ -105,6 +105,9 @@ export const libc = {
 };
 
 export const MAP_FAILED = (1n << 64n) - 1n;
+export const PROT_READ = 1;
+export const PROT_WRITE = 2;
+export const MAP_SHARED = 1;
 
 export function isNull(p: unknown): boolean {
   return p === null || p === undefined || p === 0n || p === 0;

@@ -10,13 +10,10 @@
  * header (u32 length with BUSY and DISCARD bits, u32 page offset) and is
  * padded to 8 bytes.
  */
-import { koffi, libc, MAP_FAILED, isNull, lastErrno, viewOf, type Ptr } from '../ffi/native.js';
+import { koffi, libc, MAP_FAILED, MAP_SHARED, PROT_READ, PROT_WRITE, isNull, lastErrno, viewOf, type Ptr } from '../ffi/native.js';
 import { ClosedError, SystemError } from '../errors.js';
 import type { BpfMap } from './map.js';
 
-const PROT_READ = 1;
-const PROT_WRITE = 2;
-const MAP_SHARED = 1;
 const BUSY = 0x80000000;
 const DISCARD = 0x40000000;
 const HDR = 8;

@@ -89,3 +89,24 @@ export class TestRunner {
     if (this.ctx) koffi.free(this.ctx);
   }
 }
+
+/**
+ * Runs a BPF_PROG_TYPE_SYSCALL program once with `ctx` (native memory of
+ * `ctxSize` bytes) as its context; the kernel copies the context back, so
+ * the program's answers are in it afterwards. Returns the program's return
+ * value; throws on a failed call.
+ */
+export function runSyscallProgram(progFd: number, name: string, ctx: Ptr, ctxSize: number, opts: Buffer = Buffer.alloc(OPTS_SIZE)): number {
+  opts.fill(0);
+  opts.writeBigUInt64LE(BigInt(OPTS_SIZE), 0);
+  opts.writeBigUInt64LE(koffi.address(ctx), 32);
+  opts.writeUInt32LE(ctxSize, 48);
+  const rc = libbpf.bpf_prog_test_run_opts(progFd, opts) as number;
+  if (rc < 0) throw new SystemError(`run ${name}`, rc);
+  return opts.readUInt32LE(56);
+}
+
+/** Room for the options runSyscallProgram() passes, to reuse across calls. */
+export function testRunOptions(): Buffer {
+  return Buffer.alloc(OPTS_SIZE);
+}

@@ -14,6 +14,7 @@ import {
   COUNTER,
   COUNTER_SLOTS,
   CPU_STATE,
+  FLOW_EVICT,
   FLOW_KEY,
   FLOW_READ_CFG,
   GLOBAL_COUNTERS,
@@ -30,9 +31,10 @@ import { AlreadyAttachedError, ClosedError, InvalidArgumentError, KernelUnsuppor
 import { LoadInterruptedError, MapCreateError, ObjectSpec, type Collection } from '../loader/object.js';
 import { RingBufferReader, pageSize } from '../loader/ringbuf.js';
 import { possibleCpus, sumPerCpuU64, u32, type BpfMap, type MapDump } from '../loader/map.js';
-import { kernelFeatures } from '../loader/features.js';
+import { atLeast, kernelFeatures } from '../loader/features.js';
 import { MapIterator } from '../loader/map-iter.js';
 import { FlowMirror } from './flow-mirror.js';
+import { FlowEvictor } from './flow-evictor.js';
 import { FLOW_KEY_WORDS } from './flow-key-index.js';
 import { missingCapabilities } from '../loader/capabilities.js';
 import { attachXdp, type XdpMode } from '../attach/xdp.js';
@@ -121,6 +123,7 @@ const MAP = {
   allowlist: 'knp_allowlist',
   ifaceFlags: 'knp_iface_flags',
   flowReadCfg: 'knp_flow_read_cfg',
+  flowEvictBatch: 'knp_flow_evict_batch',
 } as const;
 
 /** The detectors' settings in the kernel (struct knp_detect_config in .data). */
@@ -134,6 +137,7 @@ const PROG = {
   xdpGeneric: 'xdp_ingress',
   xdpNative: 'xdp_ingress_frags',
   flowRead: 'knp_flow_read',
+  flowEvict: 'knp_flow_evict',
 } as const;
 
 /** TCP FIN and RST: a flow that has seen one has ended. */
@@ -141,6 +145,8 @@ const TCP_ENDED = 0x01 | 0x04;
 
 /** The per-CPU loop bound in bpf/flow-read.bpf.h (KNP_FLOW_READ_MAX_CPUS). */
 const FLOW_READ_MAX_CPUS = 1024;
+/** Flows per run of the evict program (KNP_FLOW_EVICT_BATCH in bpf/flow-evict.bpf.h). */
+const FLOW_EVICT_BATCH = 4096;
 /** A delta read asks for flows seen since its predecessor began, less this (see flow-read.bpf.h). */
 const FLOW_READ_MARGIN_JIFFIES = 2;
 /** Every this many delta reads, one full read: flows the mirror holds but the kernel lost go. */
@@ -193,6 +199,13 @@ export interface FlowReadInfo {
   detail: string;
   /** The last iterator read: whether it was a full one, how many flows it wrote out, how many the table then held. */
   last?: { full: boolean; records: number; flows: number };
+}
+
+/** How evictIdle() takes flows out of the kernel table, and why. */
+export interface FlowEvictInfo {
+  /** 'program': a batch at a time by the knp_flow_evict program, one system call each; 'lookup-and-delete': one call per flow. */
+  method: 'program' | 'lookup-and-delete';
+  detail: string;
 }
 
 /** XDP mode per interface; 'auto' is explained in attach/xdp-policy.ts. */
@@ -288,13 +301,22 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
   private readsSinceFull = 0;
   private iterBuf: Buffer | undefined;
   private lastDelta: FlowReadInfo['last'];
+  private evictor: FlowEvictor | null;
+  private readonly evictWhy: string;
   private deltaReads: Promise<unknown> = Promise.resolve();
   private readonly queues = new Set<EventQueue<MonitorEvent>>();
   private detectors: DetectorConfig;
   private readonly blockTable: BlockTable;
   private blockTimer: NodeJS.Timeout | null = null;
 
-  private constructor(path: string, coll: Collection, options: Required<NetworkMonitorOptions>, detectors: DetectorConfig, flowRead: { iterator: MapIterator | null; why: string }) {
+  private constructor(
+    path: string,
+    coll: Collection,
+    options: Required<NetworkMonitorOptions>,
+    detectors: DetectorConfig,
+    flowRead: { iterator: MapIterator | null; why: string },
+    evict: { evictor: FlowEvictor | null; why: string },
+  ) {
     super();
     this.objectPath = path;
     this.coll = coll;
@@ -302,6 +324,8 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
     this.detectors = detectors;
     this.flowIter = flowRead.iterator;
     this.flowReadWhy = flowRead.why;
+    this.evictor = evict.evictor;
+    this.evictWhy = evict.why;
     this.mirror = flowRead.iterator ? new FlowMirror(Math.min(options.flowTableCapacity, 65_536)) : null;
     this.blockTable = new BlockTable(coll.map(MAP.blocks), coll.map(MAP.allowlist), this.clock);
   }
@@ -347,6 +371,7 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
         spec.setConstant('packet_sample_rate', opts.packetSampleRate);
         spec.setVariable(DETECT_CONFIG_VAR, encodeDetectorConfig(detectors, detectors.mode === 'enforce'));
         const unusable = prepareFlowRead(spec, opts.flowRead);
+        const noEvictProgram = prepareFlowEvict(spec);
         const coll = spec.load();
         const flowRead = { iterator: null as MapIterator | null, why: unusable ?? 'BPF iterator: changed flows only, summed in the kernel' };
         if (unusable === undefined) {
@@ -360,7 +385,15 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
             flowRead.why = `batch: ${(err as Error).message}`;
           }
         }
-        const mon = new NetworkMonitor(path, coll, opts, detectors, flowRead);
+        const evict = { evictor: null as FlowEvictor | null, why: noEvictProgram ?? `program: ${PROG.flowEvict}, up to ${FLOW_EVICT_BATCH} flows a system call` };
+        if (noEvictProgram === undefined) {
+          try {
+            evict.evictor = new FlowEvictor(coll.program(PROG.flowEvict).fd, coll.map(MAP.flowEvictBatch));
+          } catch (err) {
+            evict.why = `lookup-and-delete: ${(err as Error).message}`;
+          }
+        }
+        const mon = new NetworkMonitor(path, coll, opts, detectors, flowRead, evict);
         try {
           mon.blockTable.setAllowlist(opts.allowlist);
         } catch (err) {
@@ -485,6 +518,11 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
   /** How readFlowSnapshotAsync() reads the flow table, and why (see NetworkMonitorOptions.flowRead). */
   get flowRead(): FlowReadInfo {
     return { method: this.flowIter ? 'iterator' : 'batch', detail: this.flowReadWhy, ...(this.lastDelta ? { last: { ...this.lastDelta } } : {}) };
+  }
+
+  /** How evictIdle() removes flows, and why (the program where the kernel takes it). */
+  get flowEvict(): FlowEvictInfo {
+    return { method: this.evictor ? 'program' : 'lookup-and-delete', detail: this.evictWhy };
   }
 
   /** How many flows the kernel flow table holds (the flowTableCapacity it was created with). */
@@ -984,21 +1022,43 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
     const words = new Uint32Array(due.length * FLOW_KEY_WORDS);
     const kv = new DataView(words.buffer);
     const src = snapshot.keyWords;
+    const out: EvictedFlow[] = [];
+    // Taken out of the table and the mirror: counted, and added to the flows evicted together.
+    const taken = (i: number, key: Uint32Array, keyAt: number, value: DataView, valueAt: number, cpus: number): void => {
+      snapshot.removed[i] = 1;
+      this.mirror?.remove(src, i * FLOW_KEY_WORDS);
+      this.flowsEvicted++;
+      const at = out.length * FLOW_KEY_WORDS;
+      for (let k = 0; k < FLOW_KEY_WORDS; k++) words[at + k] = key[keyAt + k]!;
+      out.push(this.evicted(words, at, kv, decodeFlowValuePerCpu(value, valueAt, cpus), ctx));
+    };
+    const ev = this.evictor;
+    if (ev) {
+      // A batch at a time: keys into the shared memory, one run, final figures out of it.
+      const E = FLOW_EVICT.size / 4;
+      for (let first = 0; first < due.length; first += ev.capacity) {
+        const n = Math.min(ev.capacity, due.length - first);
+        for (let j = 0; j < n; j++) {
+          const from = due[first + j]! * FLOW_KEY_WORDS;
+          for (let k = 0; k < FLOW_KEY_WORDS; k++) ev.words[j * E + k] = src[from + k]!;
+        }
+        ev.run(n);
+        for (let j = 0; j < n; j++) {
+          if (ev.words[j * E + FLOW_EVICT.offsets.found / 4] !== 1) continue; // gone already
+          taken(due[first + j]!, ev.words, j * E, ev.view, j * FLOW_EVICT.size + FLOW_EVICT.offsets.value, 1);
+        }
+      }
+      return out;
+    }
     // The key passed to the kernel, and the value it fills: one of each, reused.
     const key = new Uint32Array(FLOW_KEY_WORDS);
     const keyBytes = new Uint8Array(key.buffer);
     const value = Buffer.alloc(map.valueStride);
     const vv = new DataView(value.buffer, value.byteOffset, value.byteLength);
-    const out: EvictedFlow[] = [];
     for (const i of due) {
       for (let k = 0; k < FLOW_KEY_WORDS; k++) key[k] = src[i * FLOW_KEY_WORDS + k]!;
       if (!map.lookupAndDelete(keyBytes, value)) continue; // gone already
-      const at = out.length * FLOW_KEY_WORDS;
-      words.set(key, at);
-      snapshot.removed[i] = 1;
-      this.mirror?.remove(src, i * FLOW_KEY_WORDS);
-      this.flowsEvicted++;
-      out.push(this.evicted(words, at, kv, decodeFlowValuePerCpu(vv, 0, ctx.cpus), ctx));
+      taken(i, key, 0, vv, 0, ctx.cpus);
     }
     return out;
   }
@@ -1049,6 +1109,8 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
     // No more deliveries once close() is called; pollEvents() first if the
     // last events matter.
     step(() => this.flowIter?.close());
+    step(() => this.evictor?.close());
+    this.evictor = null;
     this.flowIter = null;
     for (const r of this.readers) step(() => r.close());
     this.readers = [];
@@ -1080,18 +1142,32 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
  */
 function prepareFlowRead(spec: ObjectSpec, want: 'auto' | 'iterator' | 'batch'): string | undefined {
   const has = spec.hasProgram(PROG.flowRead);
+  // The CPUs whose copies the kernel side sums (the iterator and the evict program alike).
+  if (possibleCpus() <= FLOW_READ_MAX_CPUS && (has || spec.hasProgram(PROG.flowEvict))) spec.setConstant('flow_read_cpus', possibleCpus());
   const f = kernelFeatures();
   let why: string | undefined;
   if (want === 'batch') why = 'batch: asked for (flowRead: batch)';
   else if (!has) why = `batch: ${spec.path} has no ${PROG.flowRead} program`;
   else if (!f.btf) why = `batch: kernel ${f.release} has no BTF (/sys/kernel/btf/vmlinux), which BPF iterators need`;
   else if (possibleCpus() > FLOW_READ_MAX_CPUS) why = `batch: ${possibleCpus()} possible CPUs, more than the iterator sums (${FLOW_READ_MAX_CPUS})`;
-  if (why === undefined) {
-    spec.setConstant('flow_read_cpus', possibleCpus());
-    return undefined;
-  }
+  if (why === undefined) return undefined;
   if (want === 'iterator') throw new KernelUnsupportedError('flow table reads by BPF iterator', why.replace(/^batch: /, ''));
   if (has) spec.setAutoload(PROG.flowRead, false);
+  return why;
+}
+
+/**
+ * Whether the evict program can be used: leaves it out of the load where
+ * not, and says why (undefined: it can).
+ */
+function prepareFlowEvict(spec: ObjectSpec): string | undefined {
+  if (!spec.hasProgram(PROG.flowEvict)) return `lookup-and-delete: ${spec.path} has no ${PROG.flowEvict} program`;
+  const f = kernelFeatures();
+  let why: string | undefined;
+  // bpf_map_lookup_percpu_elem, which sums a flow's copies in the program, arrived in 5.19.
+  if (!atLeast(f.version, [5, 19])) why = `lookup-and-delete: kernel ${f.release} is older than 5.19 (bpf_map_lookup_percpu_elem)`;
+  else if (possibleCpus() > FLOW_READ_MAX_CPUS) why = `lookup-and-delete: ${possibleCpus()} possible CPUs, more than the program sums (${FLOW_READ_MAX_CPUS})`;
+  if (why !== undefined) spec.setAutoload(PROG.flowEvict, false);
   return why;
 }
 

@@ -111,6 +111,8 @@ describe('agent, observe and stats end to end', () => {
       assert.match(stats.out, /^coverage +100\.00 %/m);
       assert.match(stats.out, /^security +audit mode; 0 events sent, 0 dropped, 0 gaps, 0 held back by the rate limits$/m);
       assert.match(stats.out, /^blocks +0 active, 0 packets dropped$/m);
+      assert.match(stats.out, /^flow reads +(BPF iterator: changed flows only, summed in the kernel|batch: .+)$/m);
+      assert.match(stats.out, /^evictions +(program: knp_flow_evict, up to 4096 flows a system call|lookup-and-delete: .+)$/m);
     } finally {
       agent.kill('SIGTERM');
       assert.equal(await exited, 0);

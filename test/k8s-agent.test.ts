@@ -231,6 +231,7 @@ describe('agent with Kubernetes identity (against a local stand-in for the API s
 test('a cluster that cannot be reached is reported, and the agent runs without its identity', async () => {
   const net = TestNet.create(1, { ipv6: false });
   let agent: Agent | undefined;
+  let cleanup = async (): Promise<void> => {};
   try {
     agent = await Agent.start(
       loadConfig({ flags: { interface: [`kv${net.id}*`], intervalMs: 100, kubernetes: 'kubeconfig', kubeconfig: '/nonexistent/kubeconfig', kubernetesTimeoutMs: 500 } }),
@@ -242,8 +243,9 @@ test('a cluster that cannot be reached is reported, and the agent runs without i
     await agent.close();
     // An API server that does not answer: the start goes on after the timeout.
     const gone = await FakeKubeApi.start();
+    cleanup = () => gone.close();
     const kubeconfig = gone.writeKubeconfig();
-    await gone.close();
+    await gone.stopListening();
     const t0 = Date.now();
     agent = await Agent.start(loadConfig({ flags: { interface: [`kv${net.id}*`], intervalMs: 100, kubernetes: 'kubeconfig', kubeconfig, kubernetesTimeoutMs: 500 } }));
     assert.ok(Date.now() - t0 < 5000);
@@ -253,5 +255,6 @@ test('a cluster that cannot be reached is reported, and the agent runs without i
   } finally {
     await agent?.close();
     await net.close();
+    await cleanup();
   }
 });

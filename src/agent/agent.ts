@@ -6,7 +6,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { BlockList, isIP } from 'node:net';
-import { NetworkMonitor } from '../monitor/network-monitor.js';
+import { NetworkMonitor, type FlowEvictInfo, type FlowReadInfo } from '../monitor/network-monitor.js';
 import type { Block, BlockChange, Hook, InterfaceCounters, LostEvents, OutcomeCounts, SecurityEvent, FlowStats } from '../types.js';
 import { detectorOptions, kubernetesSource, type AgentConfig } from './config.js';
 import { InterfaceWatcher, MAIN_INTERFACE, interfaceMatcher, type InterfaceRef } from './interface-watcher.js';
@@ -76,7 +76,17 @@ export interface AgentStats {
   blocks: { active: number; packetsDropped: number; insertFailed: number };
   /** Packets TC parsed against packets it could attribute to a flow (the rest hit a full table). */
   coverage: { seen: number; attributed: number; ratio: number };
-  pipeline: { cycles: number; lastCycleMs: number | undefined; recentFlows: number; recentFlowsDropped: number; recentEvents: number };
+  pipeline: {
+    cycles: number;
+    lastCycleMs: number | undefined;
+    recentFlows: number;
+    recentFlowsDropped: number;
+    recentEvents: number;
+    /** How the kernel flow table is read every cycle, and why (NetworkMonitor.flowRead). */
+    flowRead: { method: FlowReadInfo['method']; detail: string };
+    /** How idle flows are taken out of it, and why (NetworkMonitor.flowEvict). */
+    flowEvict: FlowEvictInfo;
+  };
   /** The exporters (JSON lines, OTLP): lines written and dropped, records sent and failed; null where off. */
   export: ExportStats;
   /** The flow history store (`history` in the config); null where off. */
@@ -581,6 +591,8 @@ export class Agent extends EventEmitter<AgentEvents> {
         recentFlows: this.finished.size,
         recentFlowsDropped: this.finished.dropped,
         recentEvents: this.securityEvents.size,
+        flowRead: { method: this.monitor.flowRead.method, detail: this.monitor.flowRead.detail },
+        flowEvict: this.monitor.flowEvict,
       },
       export: this.exporters?.stats() ?? NO_EXPORT_STATS,
       history: this.historyStatus && { ...this.historyStatus, dropped: this.historyStatus.dropped + this.historyAppendFailed, notices: this.historyNotices.toArray() },

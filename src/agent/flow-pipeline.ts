@@ -10,6 +10,7 @@ import type { FlowStats } from '../types.js';
 import { FlowAccounter, type FlowRecord } from './flow-accounter.js';
 import { toConversations, type Conversation } from './conversations.js';
 import { InvalidArgumentError } from '../errors.js';
+import { upFrontRoom } from '../monitor/flow-key-index.js';
 
 export interface FlowPipelineOptions {
   /** How often the kernel table is read, ms. Default 1000. */
@@ -60,9 +61,7 @@ export function startFlowPipeline(monitor: NetworkMonitor, options: FlowPipeline
   for (const [name, v] of Object.entries({ intervalMs, idleTimeoutMs, endedTimeoutMs, activeTimeoutMs })) {
     if (!Number.isFinite(v) || v <= 0) throw new InvalidArgumentError(`${name} must be a positive number of milliseconds, got ${v}`);
   }
-  // Room for the kernel table's flows from the start, up to 65 536 (about 8 MB): the default
-  // table fills in a second under connection churn, and growing through it costs more than the room.
-  const accounter = new FlowAccounter({ activeTimeoutMs, initialFlows: Math.min(monitor.flowTableCapacity, 65_536) });
+  const accounter = new FlowAccounter({ activeTimeoutMs, initialFlows: upFrontRoom(monitor.flowTableCapacity) });
 
   const cycleOnce = async (): Promise<PipelineCycle> => {
     const t0 = performance.now();

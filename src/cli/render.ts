@@ -104,6 +104,8 @@ export function renderStats(s: AgentStats, format: OutputFormat): string {
     `security     ${s.security.mode} mode; ${s.security.sent} events sent, ${s.security.dropped} dropped, ${s.security.gaps} gaps, ${s.security.suppressed} held back by the rate limits`,
     `blocks       ${s.blocks.active} active, ${s.blocks.packetsDropped} packets dropped${s.blocks.insertFailed ? `, ${s.blocks.insertFailed} blocks not stored (table full)` : ''}`,
     `pipeline     ${s.pipeline.cycles} cycles, last ${s.pipeline.lastCycleMs?.toFixed(1) ?? '-'} ms; ${s.pipeline.recentFlows} recent flows, ${s.pipeline.recentEvents} recent events`,
+    `flow reads   ${s.pipeline.flowRead.detail}`,
+    `evictions    ${s.pipeline.flowEvict.detail}`,
     historyLine(s.history),
   ];
   return lines.join('\n');

@@ -5,7 +5,7 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FakeKubeApi, endpointSlice, node, owned, pod, service } from '../../test/helpers/fake-kube-api.js';
@@ -225,10 +225,11 @@ test('bookmarks are asked for and accepted; a watch that ends or breaks is resum
   assert.equal(id.listCounts().pods, lists, 'no relist needed: events replayed from history');
 });
 
-test('an unreachable API server: start() rejects with the reason, keeps retrying, close() twice is safe', async () => {
+test('an unreachable API server: start() rejects with the reason, keeps retrying, close() twice is safe', async (t) => {
   const api = await FakeKubeApi.start();
+  t.after(() => api.close());
   const kubeconfig = api.writeKubeconfig();
-  await api.close(); // nothing listens on that port any more
+  await api.stopListening(); // nothing listens on that port any more
   const id = new ClusterIdentity({ kubeconfig, backoffMs: 10 });
   const warnings: string[] = [];
   id.on('warning', (err, path) => warnings.push(`${path}: ${err.message}`));
@@ -241,8 +242,9 @@ test('an unreachable API server: start() rejects with the reason, keeps retrying
   assert.equal(warnings.length, n, 'no retries after close');
 });
 
-test('no configuration: the error says how to give one', () => {
+test('no configuration: the error says how to give one', (t) => {
   const empty = mkdtempSync(join(tmpdir(), 'no-kube-'));
+  t.after(() => rmSync(empty, { recursive: true, force: true }));
   assert.throws(() => loadKubeConfig({}, { HOME: empty, KUBECONFIG: join(empty, 'nope') }), (err: unknown) => {
     assert.ok(err instanceof KubeConfigError);
     assert.match(err.message, /no Kubernetes configuration found; give a kubeconfig file .*KUBECONFIG.*in-cluster/);

@@ -6,7 +6,8 @@
  * The reads run on libuv's thread pool, so the event loop stays free.
  */
 import { read as fsRead } from 'node:fs';
-import { koffi, libbpf, libc } from '../ffi/native.js';
+import { libbpf, libc } from '../ffi/native.js';
+import { linkCreate } from '../attach/link-fd.js';
 import { ClosedError, SystemError } from '../errors.js';
 import type { BpfMap } from './map.js';
 import type { BpfProgram } from './object.js';
@@ -15,10 +16,6 @@ import type { BpfProgram } from './object.js';
 const BPF_TRACE_ITER = 28;
 /** sizeof(union bpf_iter_link_info): its largest member is the cgroup one. */
 const ITER_LINK_INFO_SIZE = 16;
-/** struct bpf_link_create_opts up to iter_info_len (libbpf takes a shorter sz). */
-const LINK_CREATE_OPTS_SIZE = 48;
-const OPTS_ITER_INFO = 16;
-const OPTS_ITER_INFO_LEN = 24;
 /** The kernel fills one seq_file buffer (8 pages) per read() call. */
 const READ_CHUNK = 1 << 16;
 
@@ -37,12 +34,7 @@ export class MapIterator {
   static attach(prog: BpfProgram, map: BpfMap): MapIterator {
     const info = Buffer.alloc(ITER_LINK_INFO_SIZE);
     info.writeUInt32LE(map.fd, 0); // .map.map_fd
-    const opts = Buffer.alloc(LINK_CREATE_OPTS_SIZE);
-    opts.writeBigUInt64LE(BigInt(LINK_CREATE_OPTS_SIZE), 0);
-    // `info` is only read during the call, and a Buffer's memory stays put.
-    opts.writeBigUInt64LE(koffi.address(info) as bigint, OPTS_ITER_INFO);
-    opts.writeUInt32LE(ITER_LINK_INFO_SIZE, OPTS_ITER_INFO_LEN);
-    const fd = libbpf.bpf_link_create(prog.fd, 0, BPF_TRACE_ITER, opts) as number;
+    const fd = linkCreate(prog.fd, 0, BPF_TRACE_ITER, 0, info);
     if (fd < 0) throw new SystemError(`attach iterator ${prog.name} to map ${map.name}`, -fd);
     return new MapIterator(prog.name, map.name, fd);
   }

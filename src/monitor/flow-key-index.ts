@@ -12,6 +12,16 @@ export const FLOW_KEY_BYTES = 44;
 export const FLOW_KEY_WORDS = FLOW_KEY_BYTES / 4;
 const W = FLOW_KEY_WORDS;
 
+/**
+ * Flows to make room for up front, for a kernel table of `capacity`: the
+ * default table fills in a second under connection churn, and growing
+ * through it (rehashing, collecting the old arrays) costs more than the
+ * room; above 65 536 flows (about 8 MB of state) it grows as needed.
+ */
+export function upFrontRoom(capacity: number): number {
+  return Math.min(capacity, 65_536);
+}
+
 /** A multiply-xorshift hash over the key's 11 words, from `at` in `w`. */
 function hashKey(w: Uint32Array, at: number): number {
   let h = 0x9e3779b9;

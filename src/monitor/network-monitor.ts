@@ -35,7 +35,7 @@ import { atLeast, kernelFeatures } from '../loader/features.js';
 import { MapIterator } from '../loader/map-iter.js';
 import { FlowMirror } from './flow-mirror.js';
 import { FlowEvictor } from './flow-evictor.js';
-import { FLOW_KEY_WORDS } from './flow-key-index.js';
+import { FLOW_KEY_WORDS, upFrontRoom } from './flow-key-index.js';
 import { missingCapabilities } from '../loader/capabilities.js';
 import { attachXdp, type XdpMode } from '../attach/xdp.js';
 import { tryAttachTcx, type TcDirection } from '../attach/tcx.js';
@@ -326,7 +326,7 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
     this.flowReadWhy = flowRead.why;
     this.evictor = evict.evictor;
     this.evictWhy = evict.why;
-    this.mirror = flowRead.iterator ? new FlowMirror(Math.min(options.flowTableCapacity, 65_536)) : null;
+    this.mirror = flowRead.iterator ? new FlowMirror(upFrontRoom(options.flowTableCapacity)) : null;
     this.blockTable = new BlockTable(coll.map(MAP.blocks), coll.map(MAP.allowlist), this.clock);
   }
 

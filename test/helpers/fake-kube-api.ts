@@ -20,7 +20,7 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -113,8 +113,13 @@ export class FakeKubeApi {
     return String(this.rv);
   }
 
-  /** Writes a kubeconfig pointing at this server (plain http, no TLS) and returns its path. */
-  writeKubeconfig(dir = mkdtempSync(join(tmpdir(), 'fake-kube-'))): string {
+  /** Directories writeKubeconfig() made; close() removes them. */
+  private readonly dirs: string[] = [];
+
+  /** Writes a kubeconfig pointing at this server (plain http, no TLS) and returns its path; close() removes it. */
+  writeKubeconfig(): string {
+    const dir = mkdtempSync(join(tmpdir(), 'fake-kube-'));
+    this.dirs.push(dir);
     const path = join(dir, 'kubeconfig');
     writeFileSync(
       path,
@@ -224,13 +229,20 @@ export class FakeKubeApi {
     return this.res(resource).watchers.size;
   }
 
-  async close(): Promise<void> {
+  /** Stops serving (nothing listens on its port any more); the kubeconfigs it wrote stay until close(). */
+  async stopListening(): Promise<void> {
     for (const r of this.resources.values()) {
       for (const w of r.watchers) w.res.end();
       r.watchers.clear();
     }
     this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    if (this.server.listening) await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  /** Stops serving and removes the kubeconfigs it wrote. Safe to call twice. */
+  async close(): Promise<void> {
+    await this.stopListening();
+    for (const d of this.dirs.splice(0)) rmSync(d, { recursive: true, force: true });
   }
 
   // ---- HTTP -----------------------------------------------------------------------

@@ -7,7 +7,8 @@
  * and reported as median with min and max over the rounds. Ratios are taken
  * per round (paired), then summarised.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import koffi from 'koffi';
 import { packageRoot } from '../src/paths.js';
@@ -76,6 +77,25 @@ export function benchDir(): string {
   const dir = join(packageRoot(), 'build', 'bench');
   mkdirSync(dir, { recursive: true });
   return dir;
+}
+
+/** tools/loadgen.c, built into build/bench (again when the source is newer); returns its path. */
+export function loadgenPath(): string {
+  const bin = join(benchDir(), 'loadgen');
+  const src = join(packageRoot(), 'tools', 'loadgen.c');
+  if (existsSync(bin) && statSync(bin).mtimeMs > statSync(src).mtimeMs) return bin;
+  const cc = ['cc', 'gcc', 'clang'].find((c) => {
+    try {
+      execFileSync('which', [c], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  if (!cc) throw new Error('no C compiler (cc, gcc or clang) to build tools/loadgen.c');
+  execFileSync(cc, ['-O2', '-Wall', '-o', `${bin}.tmp`, src], { stdio: ['ignore', 'pipe', 'pipe'] });
+  renameSync(`${bin}.tmp`, bin);
+  return bin;
 }
 
 export function writeResult(r: BenchResult): string {

@@ -48,7 +48,7 @@ import { TestNet, type Pod } from '../test/helpers/testnet.js';
 import { tryAttachTcx } from '../src/attach/tcx.js';
 import type { Attachment } from '../src/attach/attachment.js';
 import type { Collection } from '../src/loader/object.js';
-import { benchDir, fmt, fmtSummary, loadCollection, log, nowNs, pairedRatios, rotate, summarize, writeResult, type BenchResult, type ResultRow, type Summary } from './common.js';
+import { benchDir, fmt, fmtSummary, loadCollection, loadgenPath, log, nowNs, pairedRatios, rotate, summarize, writeResult, type BenchResult, type ResultRow, type Summary } from './common.js';
 import { freePort } from '../test/helpers/free-port.js';
 import { sleep } from '../test/helpers/attached.js';
 
@@ -157,7 +157,6 @@ function parseOptions(argv: string[]): Options {
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
-const LOADGEN_SRC = join(ROOT, 'tools', 'loadgen.c');
 const EMPTY_SRC = join(ROOT, 'bench', 'bpf', 'empty.bpf.c');
 const LOADGEN = join(benchDir(), 'loadgen');
 
@@ -225,21 +224,6 @@ async function stop(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM', gra
   clearTimeout(timer);
 }
 
-
-function buildLoadgen(): void {
-  if (existsSync(LOADGEN) && statSync(LOADGEN).mtimeMs > statSync(LOADGEN_SRC).mtimeMs) return;
-  const cc = ['cc', 'gcc', 'clang'].find((c) => {
-    try {
-      execFileSync('which', [c], { stdio: 'ignore' });
-      return true;
-    } catch {
-      return false;
-    }
-  });
-  if (!cc) throw new Error('no C compiler (cc, gcc or clang) to build tools/loadgen.c');
-  execFileSync(cc, ['-O2', '-Wall', '-o', `${LOADGEN}.tmp`, LOADGEN_SRC], { stdio: ['ignore', 'pipe', 'pipe'] });
-  execFileSync('mv', [`${LOADGEN}.tmp`, LOADGEN]);
-}
 
 /**
  * `--baseline empty-tc`: the A runs with an empty TC program (bench/bpf/empty.bpf.c) attached by
@@ -705,7 +689,7 @@ async function main(): Promise<void> {
     }
   }
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: build first (npm run build, or bench/overhead.sh)`);
-  buildLoadgen();
+  loadgenPath(); // builds tools/loadgen.c into LOADGEN where needed
 
   // How busy the machine is before we start: other tenants' load.
   const idle0 = systemCpu();

@@ -6,6 +6,7 @@
 #   bench/detector-cost.ts per-packet cost the security detectors add (tc_ingress with vs without them)
 #   bench/ringbuf-read.ts  ring buffer read rate vs libbpf's ring_buffer__consume
 #   bench/flow-read.ts     reading 100k flows vs get_next_key + lookup per key
+#   bench/flow-evict.ts    evicting the flows of 10k short TCP connections: by the knp_flow_evict program vs lookup-and-delete per flow
 #   bench/agent-pipeline.ts  one agent pipeline cycle and peak RSS at 10k/100k/1M flows vs a raw read
 #   bench/history-store.ts  flow history: writes/s, top-10 talkers and a time series over 1M records vs plain JS
 #   bench/web-page.ts      the web page in headless Chromium with 500 pods / 5k edges: first render and frame time vs the same page with an empty map
@@ -31,7 +32,7 @@ for src in bench/bpf/*.bpf.c; do
   echo "built $obj"
 done
 
-benches=(prog-cost detector-cost connection-cost ringbuf-read flow-read agent-pipeline history-store web-page)
+benches=(prog-cost detector-cost connection-cost ringbuf-read flow-read flow-evict agent-pipeline history-store web-page)
 for b in "${benches[@]}"; do rm -f "$out/$b.json"; done
 rm -f "$out/results.json"
 

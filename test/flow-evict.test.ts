@@ -75,6 +75,31 @@ describe('evicting flows by the knp_flow_evict program', { skip: old ? `kernel $
     assert.equal(mon.getPacketStats().flowTable.entries, after);
   });
 
+  test('flowEvict: lookup-and-delete takes the same flows with the same figures; a bad value is refused', async () => {
+    await assert.rejects(NetworkMonitor.create({ flowEvict: 'sometimes' as 'auto' }), /flowEvict must be auto, program or lookup-and-delete, got sometimes/);
+    // A second monitor on the same interface counts the same packets in a table of its own.
+    const other = await NetworkMonitor.create({ packetSampleRate: 0, flowEvict: 'lookup-and-delete' });
+    try {
+      assert.equal(other.flowEvict.method, 'lookup-and-delete');
+      assert.match(other.flowEvict.detail, /asked for/);
+      await other.attachToInterface(a.hostIf);
+      assert.match(net.traffic(a, ['udp-spray', b.ipv4, String(FIRST_PORT), '300', '4', String(PAYLOAD)], 60000), /sent 1200/);
+      await sleep(100);
+      const byProgram = byPort(sprayed(mon.evictIdle(await mon.readFlowSnapshotAsync(), 0).map((e) => e.flow)));
+      const byCalls = byPort(sprayed(other.evictIdle(await other.readFlowSnapshotAsync(), 0).map((e) => e.flow)));
+      assert.equal(byProgram.size, 300);
+      assert.equal(byCalls.size, 300);
+      const figures = (f: FlowStats) => [f.key, f.interface, f.packets, f.bytes, f.tcpFlags, f.synCount, f.finCount, f.rstCount, f.opened];
+      for (const [port, f] of byProgram) {
+        assert.equal(f.packets, 4);
+        assert.deepEqual(figures(f), figures(byCalls.get(port)!), `port ${port}`);
+      }
+      assert.equal(sprayed(other.getFlowStats()).length, 0);
+    } finally {
+      await other.close();
+    }
+  });
+
   test('a flow evicted then sent to again is counted anew', async () => {
     assert.match(net.traffic(a, ['udp-spray', b.ipv4, String(FIRST_PORT), '1', '5', String(PAYLOAD)]), /sent 5/);
     await sleep(50);

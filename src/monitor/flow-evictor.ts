@@ -5,7 +5,7 @@
  * leaves each one's final figures (summed over CPUs) in the same memory.
  */
 import { koffi, libc, MAP_FAILED, MAP_SHARED, PROT_READ, PROT_WRITE, isNull, lastErrno, viewOf, type Ptr } from '../ffi/native.js';
-import { SystemError } from '../errors.js';
+import { ClosedError, KubeNetProbeError, SystemError } from '../errors.js';
 import { FLOW_EVICT, FLOW_EVICT_ARGS } from '../abi/layouts.js';
 import { runSyscallProgram, testRunOptions } from '../loader/test-run.js';
 import type { BpfMap } from '../loader/map.js';
@@ -29,7 +29,7 @@ export class FlowEvictor {
     private readonly progFd: number,
     map: BpfMap,
   ) {
-    if (map.valueSize !== FLOW_EVICT.size) throw new SystemError(`map ${map.name}: values of ${map.valueSize} bytes, expected ${FLOW_EVICT.size}`, -22);
+    if (map.valueSize !== FLOW_EVICT.size) throw new KubeNetProbeError('SYSTEM', `map ${map.name}: values of ${map.valueSize} bytes, expected ${FLOW_EVICT.size}: the object and this build disagree`);
     this.capacity = map.maxEntries;
     this.length = Math.ceil((this.capacity * FLOW_EVICT.size) / pageSize) * pageSize;
     const p = libc.mmap(null, this.length, PROT_READ | PROT_WRITE, MAP_SHARED, map.fd, 0) as Ptr;
@@ -44,7 +44,7 @@ export class FlowEvictor {
 
   /** Removes the flows of entries 0 .. count - 1 (keys written); returns how many were in the table. */
   run(count: number): number {
-    if (this.closed) throw new SystemError('evict flows: the evictor is closed', -9);
+    if (this.closed) throw new ClosedError('flow evictor');
     if (count > this.capacity) throw new RangeError(`${count} flows, more than the batch holds (${this.capacity})`);
     this.argsView.setUint32(FLOW_EVICT_ARGS.offsets.count, count, true);
     this.argsView.setUint32(FLOW_EVICT_ARGS.offsets.evicted, 0, true);

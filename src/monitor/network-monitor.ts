@@ -26,7 +26,7 @@ import {
   OUTCOMES,
   TCP_OPENED,
 } from '../abi/layouts.js';
-import { decodeFlowKey, decodeFlowValuePerCpu, decodePacketInfo, decodeSecurityEvent, tcpFlagNames, tcpFlagNamesCached, type RawFlowValue } from '../abi/decode.js';
+import { decodeFlowKey, decodeFlowValuePerCpu, decodePacketInfo, decodeSecurityEvent, tcpFlagNames, type RawFlowValue } from '../abi/decode.js';
 import { AlreadyAttachedError, ClosedError, InvalidArgumentError, KernelUnsupportedError, KubeNetProbeError, ObjectFileError, PermissionError, errnoName } from '../errors.js';
 import { LoadInterruptedError, MapCreateError, ObjectSpec, type Collection } from '../loader/object.js';
 import { RingBufferReader, pageSize } from '../loader/ringbuf.js';
@@ -46,6 +46,7 @@ import { autoXdpMode } from '../attach/xdp-policy.js';
 import { InterfaceNames } from './interface-names.js';
 import { builtinObjectPath } from '../paths.js';
 import { MonotonicClock, type JiffiesAnchor } from './clock.js';
+import { LazyEvictedFlow, flowStatsOf, type FlowDecodeContext } from './flow-decode.js';
 import { FlowCounterSums, FlowSnapshot, type EvictedFlow, type FlowCounterView, type MirrorRead } from './flow-snapshot.js';
 import { EventQueue } from './event-queue.js';
 import { BlockTable } from './blocks.js';
@@ -54,7 +55,6 @@ import { describeSecurityEvent } from './security-text.js';
 import type {
   Block,
   BlockChange,
-  FlowKey,
   FlowStats,
   InterfaceCounters,
   LostEvents,
@@ -64,52 +64,6 @@ import type {
   PacketStats,
   SecurityEvent,
 } from '../types.js';
-/** What decoding a flow's value needs: CPUs, the jiffies anchor, the wall clock (ms) for interface names. */
-interface FlowDecodeContext {
-  cpus: number;
-  anchor: JiffiesAnchor;
-  now: number;
-}
-
-/** A flow's FlowStats from its decoded key and summed value. */
-function flowStatsOf(key: FlowKey, ifname: string | undefined, v: RawFlowValue, ctx: FlowDecodeContext, clock: MonotonicClock): FlowStats {
-  return {
-    key,
-    interface: ifname,
-    packets: v.packets,
-    bytes: v.bytes,
-    firstSeen: clock.toDateMs(v.firstSeenMs),
-    lastSeen: clock.toDateMs(clock.jiffiesToMonoMs(v.lastSeenJiffies, ctx.anchor)),
-    tcpFlags: tcpFlagNamesCached(v.tcpFlags),
-    synCount: v.synCount,
-    finCount: v.finCount,
-    rstCount: v.rstCount,
-    opened: (v.tcpFlags & TCP_OPENED) !== 0,
-  };
-}
-
-/** An evicted flow whose key is decoded (addresses as strings, dates) only when `flow` is first read. */
-class LazyEvictedFlow implements EvictedFlow {
-  private decoded: FlowStats | undefined;
-  readonly packets: number;
-  readonly bytes: number;
-  constructor(
-    readonly keyWords: Uint32Array,
-    readonly keyAt: number,
-    private readonly kv: DataView,
-    private readonly value: RawFlowValue,
-    private readonly ifname: string | undefined,
-    private readonly ctx: FlowDecodeContext,
-    private readonly clock: MonotonicClock,
-  ) {
-    this.packets = value.packets;
-    this.bytes = value.bytes;
-  }
-
-  get flow(): FlowStats {
-    return (this.decoded ??= flowStatsOf(decodeFlowKey(this.kv, this.keyAt * 4), this.ifname, this.value, this.ctx, this.clock));
-  }
-}
 
 const MAP = {
   flows: 'knp_flows',
@@ -176,6 +130,14 @@ export interface NetworkMonitorOptions {
    * kernel takes it, else batch.
    */
   flowRead?: 'auto' | 'iterator' | 'batch';
+  /**
+   * How evictIdle() and evictIdleFlows() take flows out of the table.
+   * 'program': the knp_flow_evict program, up to 4096 flows per system call,
+   * summed over CPUs in the kernel (kernel 5.19 or later);
+   * 'lookup-and-delete': one BPF_MAP_LOOKUP_AND_DELETE_ELEM per flow.
+   * 'auto' (default): the program where the kernel takes it.
+   */
+  flowEvict?: 'auto' | 'program' | 'lookup-and-delete';
 }
 
 /** 4 Mi flows: 192 MiB of values per CPU already. */
@@ -190,6 +152,7 @@ export const DEFAULT_OPTIONS: Required<NetworkMonitorOptions> = {
   detectors: {},
   allowlist: [],
   flowRead: 'auto',
+  flowEvict: 'auto',
 };
 
 /** How the monitor reads the flow table for readFlowSnapshotAsync(). */
@@ -358,6 +321,9 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
     if (!opts.detectTcpFlagAnomalies) detectors = { ...detectors, enabled: detectors.enabled.filter((d) => !TCP_FLAG_DETECTORS.includes(d)) };
     if (!Array.isArray(opts.allowlist)) throw new InvalidArgumentError('allowlist must be a list of CIDR blocks');
     if (!['auto', 'iterator', 'batch'].includes(opts.flowRead)) throw new InvalidArgumentError(`flowRead must be auto, iterator or batch, got ${String(opts.flowRead)}`);
+    if (!['auto', 'program', 'lookup-and-delete'].includes(opts.flowEvict)) {
+      throw new InvalidArgumentError(`flowEvict must be auto, program or lookup-and-delete, got ${String(opts.flowEvict)}`);
+    }
 
     // A load interrupted by signals (EAGAIN from the verifier) is retried
     // from a fresh open: libbpf cannot load the same object twice.
@@ -371,7 +337,7 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
         spec.setConstant('packet_sample_rate', opts.packetSampleRate);
         spec.setVariable(DETECT_CONFIG_VAR, encodeDetectorConfig(detectors, detectors.mode === 'enforce'));
         const unusable = prepareFlowRead(spec, opts.flowRead);
-        const noEvictProgram = prepareFlowEvict(spec);
+        const noEvictProgram = prepareFlowEvict(spec, opts.flowEvict);
         const coll = spec.load();
         const flowRead = { iterator: null as MapIterator | null, why: unusable ?? 'BPF iterator: changed flows only, summed in the kernel' };
         if (unusable === undefined) {
@@ -390,6 +356,11 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
           try {
             evict.evictor = new FlowEvictor(coll.program(PROG.flowEvict).fd, coll.map(MAP.flowEvictBatch));
           } catch (err) {
+            if (opts.flowEvict === 'program') {
+              flowRead.iterator?.close();
+              coll.close();
+              throw err;
+            }
             evict.why = `lookup-and-delete: ${(err as Error).message}`;
           }
         }
@@ -1160,14 +1131,18 @@ function prepareFlowRead(spec: ObjectSpec, want: 'auto' | 'iterator' | 'batch'):
  * Whether the evict program can be used: leaves it out of the load where
  * not, and says why (undefined: it can).
  */
-function prepareFlowEvict(spec: ObjectSpec): string | undefined {
-  if (!spec.hasProgram(PROG.flowEvict)) return `lookup-and-delete: ${spec.path} has no ${PROG.flowEvict} program`;
+function prepareFlowEvict(spec: ObjectSpec, want: 'auto' | 'program' | 'lookup-and-delete'): string | undefined {
+  const has = spec.hasProgram(PROG.flowEvict);
   const f = kernelFeatures();
   let why: string | undefined;
+  if (want === 'lookup-and-delete') why = 'lookup-and-delete: asked for (flowEvict: lookup-and-delete)';
+  else if (!has) why = `lookup-and-delete: ${spec.path} has no ${PROG.flowEvict} program`;
   // bpf_map_lookup_percpu_elem, which sums a flow's copies in the program, arrived in 5.19.
-  if (!atLeast(f.version, [5, 19])) why = `lookup-and-delete: kernel ${f.release} is older than 5.19 (bpf_map_lookup_percpu_elem)`;
+  else if (!atLeast(f.version, [5, 19])) why = `lookup-and-delete: kernel ${f.release} is older than 5.19 (bpf_map_lookup_percpu_elem)`;
   else if (possibleCpus() > FLOW_READ_MAX_CPUS) why = `lookup-and-delete: ${possibleCpus()} possible CPUs, more than the program sums (${FLOW_READ_MAX_CPUS})`;
-  if (why !== undefined) spec.setAutoload(PROG.flowEvict, false);
+  if (why === undefined) return undefined;
+  if (want === 'program') throw new KernelUnsupportedError('flow eviction by the knp_flow_evict program', why.replace(/^lookup-and-delete: /, ''));
+  if (has) spec.setAutoload(PROG.flowEvict, false);
   return why;
 }
 

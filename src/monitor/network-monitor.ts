@@ -24,7 +24,6 @@ import {
   IFACE_FLAG,
   IFACE_SLOT,
   OUTCOMES,
-  TCP_OPENED,
 } from '../abi/layouts.js';
 import { decodeFlowKey, decodeFlowValuePerCpu, decodePacketInfo, decodeSecurityEvent, tcpFlagNames, type RawFlowValue } from '../abi/decode.js';
 import { AlreadyAttachedError, ClosedError, InvalidArgumentError, KernelUnsupportedError, KubeNetProbeError, ObjectFileError, PermissionError, errnoName } from '../errors.js';

@@ -220,7 +220,9 @@ export class FlowAccounter {
         const at = i * W;
         const packets = counts.packetsAt(i);
         const bytes = counts.bytesAt(i);
-        let s = this.ix.find(words, at);
+        // Its slot had this key at the last read: the same flow, whose state the slot gives.
+        const p = since >= 0 && mirror!.bornIn[i]! <= since ? (prevStateOf[i] ?? -1) : -1;
+        let s = p >= 0 && this.gen[p] === cycle - 1 && this.index[p] === i ? p : this.ix.find(words, at);
         // The same key twice in one read (deleted and re-added under the
         // read): keep the later one.
         if (s >= 0 && this.gen[s] === cycle) stateOf[this.index[s]!] = -1;

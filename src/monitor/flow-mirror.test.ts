@@ -189,8 +189,10 @@ test('the accounter passes over flows the mirror did not write, with the records
   };
   const rec = (sport: number, packets: number): Rec => ({ sport, packets, lastSeen: 1 });
   step(0, readOutput(1, [rec(1, 10), rec(2, 5), rec(3, 5)]), true);
-  assert.equal(step(500, readOutput(2, [rec(1, 20)]), false).lookups, 1, 'only the flow that moved is looked up');
-  step(1000, readOutput(3, [rec(4, 1)]), false, 2); // 2 evicted, 4 new
-  assert.equal(step(1600, readOutput(4, []), false).lookups, 0, 'nothing moved: no lookups; active records for 1 and 3');
-  step(2700, readOutput(5, [rec(3, 8)]), false);
+  assert.equal(step(500, readOutput(2, [rec(1, 20)]), false).lookups, 0, 'the flow that moved is found by its slot');
+  assert.equal(step(1000, readOutput(3, [rec(4, 1)]), false, 2).lookups, 1, 'only the new flow is looked up'); // 2 evicted, 4 new
+  // 2's slot, freed, taken by a new flow: looked up (a new key), not taken for 2.
+  assert.equal(step(1300, readOutput(4, [rec(5, 2), rec(1, 30)]), false).lookups, 1, 'a new flow in a freed slot is looked up');
+  assert.equal(step(1600, readOutput(5, []), false).lookups, 0, 'nothing moved: no lookups; active records for 1 and 3');
+  step(2700, readOutput(6, [rec(3, 8)]), false);
 });

@@ -33,6 +33,8 @@ export class FlowMirror {
   private flags = new Uint32Array(0);
   /** The read that last wrote slot s (a full read drops slots it did not write). */
   private seenIn = new Uint32Array(0);
+  /** The read in which each slot got its key. */
+  private born = new Uint32Array(0);
   private reads = 0;
 
   constructor(initialFlows = 0) {
@@ -49,6 +51,7 @@ export class FlowMirror {
     this.lastSeen = resized(this.lastSeen, cap);
     this.flags = resized(this.flags, cap);
     this.seenIn = resized(this.seenIn, cap);
+    this.born = resized(this.born, cap);
   }
 
   /** Flows held. */
@@ -79,7 +82,10 @@ export class FlowMirror {
     for (let r = 0; r < records; r++) {
       const at = r * REC_WORDS;
       let s = this.ix.find(words, at);
-      if (s < 0) s = this.ix.insert(words, at);
+      if (s < 0) {
+        s = this.ix.insert(words, at);
+        this.born[s] = read;
+      }
       const v = at + FLOW_RECORD.offsets.value / 4;
       this.packets[s] = words[v + o.packets / 4]! + words[v + o.packets / 4 + 1]! * TWO32;
       this.bytes[s] = words[v + o.bytes / 4]! + words[v + o.bytes / 4 + 1]! * TWO32;
@@ -114,6 +120,6 @@ export class FlowMirror {
     const sums = FlowCounterSums.of(this.packets.slice(0, n), this.bytes.slice(0, n), this.lastSeen.slice(0, n), this.flags.slice(0, n));
     const removed = new Uint8Array(n);
     for (let s = 0; s < n; s++) if (!this.ix.isLive(s)) removed[s] = 1;
-    return new FlowSnapshot(n, keys, values, VALUE, sums, decode, jiffiesToMs, removed, { read: this.reads, writtenIn: this.seenIn.slice(0, n) });
+    return new FlowSnapshot(n, keys, values, VALUE, sums, decode, jiffiesToMs, removed, { read: this.reads, writtenIn: this.seenIn.slice(0, n), bornIn: this.born.slice(0, n) });
   }
 }

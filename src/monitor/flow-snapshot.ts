@@ -13,12 +13,6 @@ const TWO32 = 4294967296;
 export type FlowDecoder = (kv: DataView, keyAt: number, vv: DataView, valueAt: number) => FlowStats;
 
 /**
- * For reads from a mirror of the table (FlowMirror: flow i is slot i, which
- * a flow keeps while it lives): which flows the mirror wrote in which read.
- * A flow not written since a consumer's last read is the same flow with the
- * same counters (the accounter then passes it over without a lookup).
- */
-/**
  * A flow taken out of the kernel table (evictIdle) with its final figures.
  * The totals are numbers; the rest (addresses as strings, dates) is decoded
  * only when `flow` is first read, since most final records are counted and
@@ -34,11 +28,21 @@ export interface EvictedFlow {
   readonly flow: FlowStats;
 }
 
+/**
+ * For reads from a mirror of the table (FlowMirror: flow i is slot i, which
+ * a flow keeps while it lives): which flows the mirror wrote in which read.
+ * A flow not written since a consumer's last read is the same flow with the
+ * same counters (the accounter then passes it over without a lookup); a
+ * flow whose slot got its key before that read is the same flow as then
+ * (the accounter finds its state by the slot, without hashing the key).
+ */
 export interface MirrorRead {
   /** This read's number. */
   read: number;
   /** The read that last wrote flow i. */
   writtenIn: Uint32Array;
+  /** The read in which flow i's slot got its key. */
+  bornIn: Uint32Array;
 }
 
 /** Each flow's packets and bytes, summed over CPUs, by index. */

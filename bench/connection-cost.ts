@@ -101,8 +101,15 @@ function emptyPass(all: Uint8Array[][], bySlot: number[]): number {
 
 function measure(object: string, all: Uint8Array[][], bySlot: number[]): { fresh: number; established: number } {
   const coll = loadCollection(object);
-  // As the monitor flags an interface whose TC ingress it attached.
-  coll.map('knp_iface_flags').update(u32(SENDER_IFINDEX), u32(IFACE_FLAG.tcIngress));
+  // As the monitor flags an interface whose TC ingress it attached: in its array slot
+  // (knp_iface_flag_slots), or in the hash in builds from before the slots.
+  let flags;
+  try {
+    flags = coll.map('knp_iface_flag_slots');
+  } catch {
+    flags = coll.map('knp_iface_flags');
+  }
+  flags.update(u32(SENDER_IFINDEX), u32(IFACE_FLAG.tcIngress));
   const ingress = new TestRunner(coll.program('tc_ingress').fd);
   const egress = new TestRunner(coll.program('tc_egress').fd);
   try {

@@ -465,10 +465,7 @@ static __always_inline void detect(struct parsed *p, __u8 hook, int acct)
 	if (same_address(p) && detector_on(KNP_SEC_LAND))
 		flag(p, hook, p->key.saddr, KNP_SEC_LAND, KNP_SEV_HIGH, 1, 1, 0, p->tcp_flags, bpf_ktime_get_coarse_ns());
 	if (p->key.direction == KNP_DIR_INGRESS && detector_on(KNP_SEC_MARTIAN) && martian_source(p)) {
-		__u32 ifindex = p->key.ifindex;
-		__u32 *flags = bpf_map_lookup_elem(&knp_iface_flags, &ifindex);
-
-		if (flags && (*flags & KNP_IFACE_MARTIANS))
+		if (iface_flags(p->key.ifindex) & KNP_IFACE_MARTIANS)
 			flag(p, hook, p->key.saddr, KNP_SEC_MARTIAN, KNP_SEV_MEDIUM, 1, 1, 0, p->tcp_flags,
 			     bpf_ktime_get_coarse_ns());
 	}

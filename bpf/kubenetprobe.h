@@ -285,6 +285,9 @@ struct knp_lpm_key {
 	__u32 addr[4];
 };
 
+/* Interfaces numbered below this have their flags in an array slot (knp_iface_flag_slots). */
+#define KNP_IFACE_FLAG_SLOTS 65536
+
 /* knp_iface_flags values, per ifindex, set by user space at attach. */
 #define KNP_IFACE_TC_INGRESS (1u << 0) /* our TC ingress runs here: TC egress skips frames that came in here */
 #define KNP_IFACE_MARTIANS   (1u << 1) /* report martian sources arriving here */

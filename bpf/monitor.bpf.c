@@ -81,13 +81,35 @@ struct {
 	__type(value, struct knp_cpu_state);
 } knp_cpu_state SEC(".maps");
 
-/* Per watched interface, set by user space at attach: KNP_IFACE_* flags. */
+/* Per watched interface, set by user space at attach: KNP_IFACE_* flags,
+ * in the slot of its ifindex where it has one (every TC egress run of a
+ * forwarded frame asks, so an array index, not a hash lookup), else in the
+ * hash (a node that has made KNP_IFACE_FLAG_SLOTS interfaces numbers new
+ * ones above it). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, KNP_IFACE_FLAG_SLOTS);
+	__type(key, __u32);   /* ifindex */
+	__type(value, __u32); /* KNP_IFACE_*, 0: not watched */
+} knp_iface_flag_slots SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
-	__type(key, __u32);   /* ifindex */
+	__type(key, __u32);   /* ifindex, KNP_IFACE_FLAG_SLOTS or above */
 	__type(value, __u32); /* KNP_IFACE_* */
 } knp_iface_flags SEC(".maps");
+
+static __always_inline __u32 iface_flags(__u32 ifindex)
+{
+	__u32 *f;
+
+	if (ifindex < KNP_IFACE_FLAG_SLOTS)
+		f = bpf_map_lookup_elem(&knp_iface_flag_slots, &ifindex);
+	else
+		f = bpf_map_lookup_elem(&knp_iface_flags, &ifindex);
+	return f ? *f : 0;
+}
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -534,15 +556,14 @@ static __always_inline void emit_packet_event(struct parsed *p, __u32 frame_len,
  */
 static __always_inline int first_sighting(struct __sk_buff *skb, __u8 direction)
 {
-	__u32 in, *flags;
+	__u32 in;
 
 	if (direction == KNP_DIR_INGRESS)
 		return 1;
 	in = skb->ingress_ifindex;
 	if (!in)
 		return 1;
-	flags = bpf_map_lookup_elem(&knp_iface_flags, &in);
-	return !(flags && (*flags & KNP_IFACE_TC_INGRESS));
+	return !(iface_flags(in) & KNP_IFACE_TC_INGRESS);
 }
 
 #include "detect.bpf.h"

@@ -5,6 +5,8 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomInt } from 'node:crypto';
+import { IFACE_FLAG_SLOTS } from '../src/abi/layouts.js';
 import { NetworkMonitor, type FlowStats } from 'kubenetprobe';
 import { TestNet, onTestNode, type Pod } from './helpers/testnet.js';
 import { sleep } from './helpers/attached.js';
@@ -120,31 +122,38 @@ describe('exact counts on a two-pod node', () => {
 describe('one flow per packet per node: where a frame is counted', () => {
   const sent = (flows: FlowStats[], port: number) => flows.filter((f) => f.key.protocol === 'UDP' && f.key.dstPort === port);
 
-  test('a frame from an interface we do not watch is counted at the egress where we first see it, and again once its ingress is watched and then not', async () => {
-    await onTestNode({ ipv6: false }, { packetSampleRate: 0 }, async ({ net, mon, a, b }) => {
-      const N = 300;
-      // Only b's veth: a's frames come in unwatched, so b's TC egress is their first sighting.
-      const ifB = (await mon.attachToInterface(b.hostIf)).ifindex;
-      assert.match(net.traffic(a, ['udp-send', b.ipv4, '6601', String(N), '32', '46601']), /sent 300/);
-      await sleep(100);
-      let flows = sent(mon.getFlowStats(), 6601);
-      assert.deepEqual(flows.map((f) => [f.key.ifindex, f.key.direction, f.packets]), [[ifB, 'egress', N]]);
+  // Interfaces numbered below 65 536 keep their flags in an array slot, the rest in a hash: both ways.
+  for (const [where, hostIfIndexFrom] of [
+    ['', undefined],
+    [' (interfaces numbered above the array slots)', 70_000 + randomInt(1_000_000)],
+  ] as const) {
+    test(`a frame from an interface we do not watch is counted at the egress where we first see it, and again once its ingress is watched and then not${where}`, async () => {
+      await onTestNode({ ipv6: false, hostIfIndexFrom }, { packetSampleRate: 0 }, async ({ net, mon, a, b }) => {
+        const N = 300;
+        // Only b's veth: a's frames come in unwatched, so b's TC egress is their first sighting.
+        const ifB = (await mon.attachToInterface(b.hostIf)).ifindex;
+        assert.match(net.traffic(a, ['udp-send', b.ipv4, '6601', String(N), '32', '46601']), /sent 300/);
+        await sleep(100);
+        let flows = sent(mon.getFlowStats(), 6601);
+        assert.deepEqual(flows.map((f) => [f.key.ifindex, f.key.direction, f.packets]), [[ifB, 'egress', N]]);
 
-      // Watch a's veth too: now they are counted entering at a, and b's egress leaves them be.
-      const ifA = (await mon.attachToInterface(a.hostIf)).ifindex;
-      assert.match(net.traffic(a, ['udp-send', b.ipv4, '6602', String(N), '32', '46602']), /sent 300/);
-      await sleep(100);
-      flows = sent(mon.getFlowStats(), 6602);
-      assert.deepEqual(flows.map((f) => [f.key.ifindex, f.key.direction, f.packets]), [[ifA, 'ingress', N]]);
+        // Watch a's veth too: now they are counted entering at a, and b's egress leaves them be.
+        const ifA = (await mon.attachToInterface(a.hostIf)).ifindex;
+        if (hostIfIndexFrom !== undefined) assert.ok(ifA >= IFACE_FLAG_SLOTS && ifB >= IFACE_FLAG_SLOTS, `ifindex ${ifA}, ${ifB}`);
+        assert.match(net.traffic(a, ['udp-send', b.ipv4, '6602', String(N), '32', '46602']), /sent 300/);
+        await sleep(100);
+        flows = sent(mon.getFlowStats(), 6602);
+        assert.deepEqual(flows.map((f) => [f.key.ifindex, f.key.direction, f.packets]), [[ifA, 'ingress', N]]);
 
-      // And after a's veth is let go, b's egress counts them again: nothing is lost.
-      assert.equal(await mon.detachFromInterface(a.hostIf), true);
-      assert.match(net.traffic(a, ['udp-send', b.ipv4, '6603', String(N), '32', '46603']), /sent 300/);
-      await sleep(100);
-      flows = sent(mon.getFlowStats(), 6603);
-      assert.deepEqual(flows.map((f) => [f.key.ifindex, f.key.direction, f.packets]), [[ifB, 'egress', N]]);
+        // And after a's veth is let go, b's egress counts them again: nothing is lost.
+        assert.equal(await mon.detachFromInterface(a.hostIf), true);
+        assert.match(net.traffic(a, ['udp-send', b.ipv4, '6603', String(N), '32', '46603']), /sent 300/);
+        await sleep(100);
+        flows = sent(mon.getFlowStats(), 6603);
+        assert.deepEqual(flows.map((f) => [f.key.ifindex, f.key.direction, f.packets]), [[ifB, 'egress', N]]);
+      });
     });
-  });
+  }
 });
 
 describe('a TCP transfer matches the interface counters', () => {

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ObjectSpec } from '../loader/object.js';
 import { builtinObjectPath } from '../paths.js';
-import { ALL_LAYOUTS, COUNTER, COUNTER_SLOTS, DESCRIPTION_LEN, HOOKS, IFACE_FLAG, OUTCOMES, SECURITY_TYPES, TCP_OPENED } from './layouts.js';
+import { ALL_LAYOUTS, COUNTER, COUNTER_SLOTS, DESCRIPTION_LEN, HOOKS, IFACE_FLAG, IFACE_FLAG_SLOTS, OUTCOMES, SECURITY_TYPES, TCP_OPENED } from './layouts.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../paths.js';
@@ -93,6 +93,7 @@ test('enums used by the decoders match the header', () => {
 
   const h = readFileSync(join(packageRoot(), 'bpf', 'kubenetprobe.h'), 'utf8');
   assert.match(h, new RegExp(`#define KNP_DESCRIPTION_LEN ${DESCRIPTION_LEN}\\b`));
+  assert.match(h, new RegExp(`#define KNP_IFACE_FLAG_SLOTS ${IFACE_FLAG_SLOTS}\\b`));
   const opened = /#define KNP_TCP_OPENED \(1u << (\d+)\)/.exec(h);
   assert.ok(opened, 'KNP_TCP_OPENED in kubenetprobe.h');
   assert.equal(1 << Number(opened[1]), TCP_OPENED);

@@ -118,6 +118,9 @@ export const LPM_KEY = layout('knp_lpm_key', 20, { prefixlen: 0, addr: 4 });
 /** knp_iface_flags values. */
 export const IFACE_FLAG = { tcIngress: 1 << 0, martians: 1 << 1 } as const;
 
+/** KNP_IFACE_FLAG_SLOTS: interfaces numbered below it keep their flags in knp_iface_flag_slots[ifindex], the rest in knp_iface_flags. */
+export const IFACE_FLAG_SLOTS = 65536;
+
 export const DESCRIPTION_LEN = 64;
 
 /** KNP_TCP_OPENED in knp_flow_value.tcp_flags. */

@@ -22,6 +22,7 @@ import {
   IFACE_COUNTERS,
   IFACE_KEY,
   IFACE_FLAG,
+  IFACE_FLAG_SLOTS,
   IFACE_SLOT,
   OUTCOMES,
 } from '../abi/layouts.js';
@@ -75,6 +76,7 @@ const MAP = {
   blocks: 'knp_blocks',
   allowlist: 'knp_allowlist',
   ifaceFlags: 'knp_iface_flags',
+  ifaceFlagSlots: 'knp_iface_flag_slots',
   flowReadCfg: 'knp_flow_read_cfg',
   flowEvictBatch: 'knp_flow_evict_batch',
 } as const;
@@ -460,7 +462,7 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
     // than not at all.
     const flags = (done.some((a) => a.hook === 'tc-ingress') ? IFACE_FLAG.tcIngress : 0) | (options.martians ? IFACE_FLAG.martians : 0);
     try {
-      if (flags) coll.map(MAP.ifaceFlags).update(u32(ifindex), u32(flags));
+      if (flags) this.setIfaceFlags(ifindex, flags);
     } catch (err) {
       for (const a of done.reverse()) a.close();
       throw err;
@@ -470,6 +472,14 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
     return info;
   }
 
+  /** An interface's KNP_IFACE_* flags for the programs (0: none): its array slot where it has one, else the hash. */
+  private setIfaceFlags(ifindex: number, flags: number): void {
+    const coll = this.collection();
+    if (ifindex < IFACE_FLAG_SLOTS) coll.map(MAP.ifaceFlagSlots).update(u32(ifindex), u32(flags));
+    else if (flags) coll.map(MAP.ifaceFlags).update(u32(ifindex), u32(flags));
+    else coll.map(MAP.ifaceFlags).delete(u32(ifindex));
+  }
+
   /** Detaches everything this monitor attached to `name`. False if nothing was. */
   async detachFromInterface(name: string): Promise<boolean> {
     validateInterfaceName(name);
@@ -477,7 +487,7 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
       if (entry.info.name !== name) continue;
       // The flag first: until the programs are gone, a frame forwarded from
       // here is then counted twice (here and on its way out), never missed.
-      this.collection().map(MAP.ifaceFlags).delete(u32(ifindex));
+      this.setIfaceFlags(ifindex, 0);
       for (const a of entry.attachments) a.close();
       this.attached.delete(ifindex);
       return true;

@@ -54,15 +54,22 @@ export class TestNet {
   readonly pods: Pod[] = [];
   private children = new Set<ChildProcess>();
   private closed = false;
+  /** Host-side veths get interface numbers from here on (pod i: from + i); undefined: the kernel's next. */
+  private hostIfIndexFrom: number | undefined;
 
   private constructor(id: string) {
     this.id = id;
     this.bridge = `kb${id}`;
   }
 
-  /** Creates a bridge and `podCount` pods. ipv6: false turns IPv6 off in the pods (quieter links). */
-  static create(podCount = 2, opts: { ipv6?: boolean } = {}): TestNet {
+  /**
+   * Creates a bridge and `podCount` pods. ipv6: false turns IPv6 off in the
+   * pods (quieter links); hostIfIndexFrom numbers the host-side veths from
+   * there (e.g. above the programs' per-ifindex array slots).
+   */
+  static create(podCount = 2, opts: { ipv6?: boolean; hostIfIndexFrom?: number } = {}): TestNet {
     const net = new TestNet(randomBytes(3).toString('hex'));
+    net.hostIfIndexFrom = opts.hostIfIndexFrom;
     live.add(net);
     try {
       net.setup(podCount, opts.ipv6 ?? true);
@@ -98,7 +105,8 @@ export class TestNet {
 
   /** The pod's veth: host end on the bridge, eth0 in the pod with its addresses. */
   private wire(pod: Pod, ipv6: boolean): void {
-    sh('ip', ['link', 'add', pod.hostIf, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', pod.netns]);
+    const index = this.hostIfIndexFrom === undefined ? [] : ['index', String(this.hostIfIndexFrom + this.pods.indexOf(pod))];
+    sh('ip', ['link', 'add', pod.hostIf, ...index, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', pod.netns]);
     sh('sysctl', ['-qw', `net.ipv6.conf.${pod.hostIf}.disable_ipv6=1`]);
     sh('ip', ['link', 'set', pod.hostIf, 'master', this.bridge]);
     sh('ip', ['link', 'set', pod.hostIf, 'up']);
@@ -189,11 +197,11 @@ export class TestNet {
  * monitor, and closes both whatever happens.
  */
 export async function onTestNode(
-  node: { pods?: number; ipv6?: boolean },
+  node: { pods?: number; ipv6?: boolean; hostIfIndexFrom?: number },
   monitorOptions: NetworkMonitorOptions,
   fn: (n: { net: TestNet; mon: NetworkMonitor; a: Pod; b: Pod }) => Promise<void>,
 ): Promise<void> {
-  const net = TestNet.create(node.pods ?? 2, { ipv6: node.ipv6 ?? true });
+  const net = TestNet.create(node.pods ?? 2, { ipv6: node.ipv6 ?? true, hostIfIndexFrom: node.hostIfIndexFrom });
   try {
     const mon = await NetworkMonitor.create(monitorOptions);
     try {

@@ -9,7 +9,7 @@ import { randomInt } from 'node:crypto';
 import { IFACE_FLAG_SLOTS } from '../src/abi/layouts.js';
 import { NetworkMonitor, type FlowStats } from 'kubenetprobe';
 import { TestNet, onTestNode, type Pod } from './helpers/testnet.js';
-import { sleep } from './helpers/attached.js';
+import { sleep, waitFor } from './helpers/attached.js';
 import { ethernet, ipv4, mac, udp } from '../tools/frames.js';
 
 function udpFlow(flows: FlowStats[], src: string, dst: string, sport: number, dport: number, ifindex: number, direction: 'ingress' | 'egress'): FlowStats[] {
@@ -59,6 +59,11 @@ describe('exact counts on a two-pod node', () => {
       const leftBefore = leavingB();
       const out = net.traffic(a, ['udp-send', dst, String(dport), String(N), String(PAYLOAD), String(sport)]);
       assert.match(out, /sent 1000/);
+      // The sender's kernel holds the first datagrams until it has resolved b's address
+      // (ARP, IPv6 neighbour discovery), which now and then takes longer than a fixed wait:
+      // wait for them to arrive, then count exactly.
+      const arrived = (): number => udpFlow(mon.getFlowStats(), src, dst, sport, dport, ifA, 'ingress')[0]?.packets ?? 0;
+      await waitFor(`${N} datagrams at ${a.hostIf}`, () => arrived() >= N, 5000).catch(() => {});
       await sleep(100);
       const flows = mon.getFlowStats();
       const ipHeader = family === 'ipv4' ? 20 : 40;

@@ -5,7 +5,12 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { NetworkMonitor, type FlowStats } from 'kubenetprobe';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { NetworkMonitor, VerifierError, type FlowStats } from 'kubenetprobe';
+import { packageRoot } from '../src/paths.js';
 import { TestNet, type Pod } from './helpers/testnet.js';
 import { sleep } from './helpers/attached.js';
 import { atLeast, kernelFeatures } from '../src/loader/features.js';
@@ -108,5 +113,41 @@ describe('evicting flows by the knp_flow_evict program', { skip: old ? `kernel $
     assert.match(net.traffic(a, ['udp-spray', b.ipv4, String(FIRST_PORT), '1', '2', String(PAYLOAD)]), /sent 2/);
     await sleep(50);
     assert.equal(sprayed(mon.getFlowStats())[0]?.packets, 2);
+  });
+});
+
+describe('a kernel that refuses the evict program', { skip: old ? `kernel ${kernelFeatures().release} is older than 5.19` : false }, () => {
+  let dir: string;
+  let obj: string;
+  before(() => {
+    // monitor.bpf.c with a knp_flow_evict the verifier must refuse: its per-CPU lookup returns a number, not a pointer.
+    dir = mkdtempSync(join(tmpdir(), 'knp-evict-'));
+    const src = join(dir, 'refused.bpf.c');
+    obj = join(dir, 'refused.bpf.o');
+    writeFileSync(src, '#define bpf_map_lookup_percpu_elem(map, key, cpu) ((void *)(long)((cpu) + 1))\n#include "monitor.bpf.c"\n');
+    const arch = `/usr/include/${execFileSync('uname', ['-m'], { encoding: 'utf8' }).trim()}-linux-gnu`;
+    execFileSync('clang', ['-O2', '-g', '-target', 'bpf', '-mcpu=v3', `-I${arch}`, `-I${join(packageRoot(), 'bpf')}`, '-c', src, '-o', obj]);
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test("'auto' loads without it, says why, and evicts by lookup-and-delete with exact figures; 'program' is a verifier error", async () => {
+    const net = TestNet.create(2, { ipv6: false });
+    const mon = await NetworkMonitor.fromObjectFile(obj, { packetSampleRate: 0 });
+    try {
+      assert.equal(mon.flowEvict.method, 'lookup-and-delete');
+      assert.match(mon.flowEvict.detail, /^lookup-and-delete: the kernel refused knp_flow_evict \(verifier: .*invalid mem access.*\)$/);
+      assert.equal(mon.flowRead.method, 'iterator', 'the other programs load as before');
+      const [a, b] = [net.pod('a'), net.pod('b')];
+      await mon.attachToInterface(a.hostIf);
+      assert.match(net.traffic(a, ['udp-spray', b.ipv4, String(FIRST_PORT), '20', '3', String(PAYLOAD)]), /sent 60/);
+      await sleep(100);
+      const evicted = mon.evictIdleFlows(0).filter((f) => f.key.protocol === 'UDP' && f.key.srcIp === a.ipv4);
+      assert.equal(evicted.length, 20);
+      assert.ok(evicted.every((f) => f.packets === 3));
+    } finally {
+      await mon.close();
+      await net.close();
+    }
+    await assert.rejects(NetworkMonitor.fromObjectFile(obj, { flowEvict: 'program' }), (err: unknown) => err instanceof VerifierError && /invalid mem access/.test(err.log));
   });
 });

@@ -27,7 +27,7 @@ import {
   OUTCOMES,
 } from '../abi/layouts.js';
 import { decodeFlowKey, decodeFlowValuePerCpu, decodePacketInfo, decodeSecurityEvent, tcpFlagNames, type RawFlowValue } from '../abi/decode.js';
-import { AlreadyAttachedError, ClosedError, InvalidArgumentError, KernelUnsupportedError, KubeNetProbeError, ObjectFileError, PermissionError, errnoName } from '../errors.js';
+import { AlreadyAttachedError, ClosedError, InvalidArgumentError, KernelUnsupportedError, KubeNetProbeError, ObjectFileError, PermissionError, VerifierError, errnoName } from '../errors.js';
 import { LoadInterruptedError, MapCreateError, ObjectSpec, type Collection } from '../loader/object.js';
 import { RingBufferReader, pageSize } from '../loader/ringbuf.js';
 import { possibleCpus, sumPerCpuU64, u32, type BpfMap, type MapDump } from '../loader/map.js';
@@ -327,7 +327,10 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
     }
 
     // A load interrupted by signals (EAGAIN from the verifier) is retried
-    // from a fresh open: libbpf cannot load the same object twice.
+    // from a fresh open: libbpf cannot load the same object twice. So is one
+    // the kernel refused for an optional program asked for as 'auto' (the
+    // flow-read iterator, the evict program), without that program.
+    const refused = new Map<string, string>();
     for (let attempt = 1; ; attempt++) {
       const spec = ObjectSpec.open(path);
       try {
@@ -337,8 +340,8 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
         spec.setMaxEntries(MAP.securityEvents, opts.securityEventRingBytes);
         spec.setConstant('packet_sample_rate', opts.packetSampleRate);
         spec.setVariable(DETECT_CONFIG_VAR, encodeDetectorConfig(detectors, detectors.mode === 'enforce'));
-        const unusable = prepareFlowRead(spec, opts.flowRead);
-        const noEvictProgram = prepareFlowEvict(spec, opts.flowEvict);
+        const unusable = prepareFlowRead(spec, opts.flowRead, refused.get(PROG.flowRead));
+        const noEvictProgram = prepareFlowEvict(spec, opts.flowEvict, refused.get(PROG.flowEvict));
         const coll = spec.load();
         const flowRead = { iterator: null as MapIterator | null, why: unusable ?? 'BPF iterator: changed flows only, summed in the kernel' };
         if (unusable === undefined) {
@@ -375,6 +378,11 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
         return mon;
       } catch (err) {
         if (err instanceof MapCreateError) throw mapTooLarge(err, opts);
+        const optional = refusedOptionalProgram(err, opts, refused);
+        if (optional) {
+          refused.set(optional.program, optional.why);
+          continue;
+        }
         if (!(err instanceof LoadInterruptedError) || attempt >= 3) throw err;
       } finally {
         spec.close();
@@ -1120,13 +1128,14 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
  * Whether the flow-read iterator can be used: sets it up in the spec, or
  * leaves it out of the load and says why (undefined: it can).
  */
-function prepareFlowRead(spec: ObjectSpec, want: 'auto' | 'iterator' | 'batch'): string | undefined {
+function prepareFlowRead(spec: ObjectSpec, want: 'auto' | 'iterator' | 'batch', refusedWhy?: string): string | undefined {
   const has = spec.hasProgram(PROG.flowRead);
   // The CPUs whose copies the kernel side sums (the iterator and the evict program alike).
   if (possibleCpus() <= FLOW_READ_MAX_CPUS && (has || spec.hasProgram(PROG.flowEvict))) spec.setConstant('flow_read_cpus', possibleCpus());
   const f = kernelFeatures();
   let why: string | undefined;
   if (want === 'batch') why = 'batch: asked for (flowRead: batch)';
+  else if (refusedWhy !== undefined) why = `batch: ${refusedWhy}`;
   else if (!has) why = `batch: ${spec.path} has no ${PROG.flowRead} program`;
   else if (!f.btf) why = `batch: kernel ${f.release} has no BTF (/sys/kernel/btf/vmlinux), which BPF iterators need`;
   else if (possibleCpus() > FLOW_READ_MAX_CPUS) why = `batch: ${possibleCpus()} possible CPUs, more than the iterator sums (${FLOW_READ_MAX_CPUS})`;
@@ -1140,11 +1149,12 @@ function prepareFlowRead(spec: ObjectSpec, want: 'auto' | 'iterator' | 'batch'):
  * Whether the evict program can be used: leaves it out of the load where
  * not, and says why (undefined: it can).
  */
-function prepareFlowEvict(spec: ObjectSpec, want: 'auto' | 'program' | 'lookup-and-delete'): string | undefined {
+function prepareFlowEvict(spec: ObjectSpec, want: 'auto' | 'program' | 'lookup-and-delete', refusedWhy?: string): string | undefined {
   const has = spec.hasProgram(PROG.flowEvict);
   const f = kernelFeatures();
   let why: string | undefined;
   if (want === 'lookup-and-delete') why = 'lookup-and-delete: asked for (flowEvict: lookup-and-delete)';
+  else if (refusedWhy !== undefined) why = `lookup-and-delete: ${refusedWhy}`;
   else if (!has) why = `lookup-and-delete: ${spec.path} has no ${PROG.flowEvict} program`;
   // bpf_map_lookup_percpu_elem, which sums a flow's copies in the program, arrived in 5.19.
   else if (!atLeast(f.version, [5, 19])) why = `lookup-and-delete: kernel ${f.release} is older than 5.19 (bpf_map_lookup_percpu_elem)`;
@@ -1153,6 +1163,26 @@ function prepareFlowEvict(spec: ObjectSpec, want: 'auto' | 'program' | 'lookup-a
   if (want === 'program') throw new KernelUnsupportedError('flow eviction by the knp_flow_evict program', why.replace(/^lookup-and-delete: /, ''));
   if (has) spec.setAutoload(PROG.flowEvict, false);
   return why;
+}
+
+/**
+ * A load the kernel refused because of an optional program asked for as
+ * 'auto' (libbpf names the program in its log): which one, and why, so the
+ * load is tried again without it. Undefined for any other failure.
+ */
+function refusedOptionalProgram(err: unknown, opts: Required<NetworkMonitorOptions>, refused: ReadonlyMap<string, string>): { program: string; why: string } | undefined {
+  if (!(err instanceof VerifierError)) return undefined;
+  const auto = [...(opts.flowRead === 'auto' ? [PROG.flowRead] : []), ...(opts.flowEvict === 'auto' ? [PROG.flowEvict] : [])];
+  for (const program of auto) {
+    if (refused.has(program) || !new RegExp(`prog '${program}': (BPF program load failed|failed to load)`).test(err.log)) continue;
+    // The verifier's verdict: the program's load log's last line before its statistics.
+    const lines = err.log.split('\n');
+    let at = lines.findIndex((l) => l.includes('-- END PROG LOAD LOG --')) - 1;
+    while (at >= 0 && /^\s*$|^processed \d+ insns|^verification time/.test(lines[at]!)) at--;
+    const verdict = at >= 0 ? lines[at]!.trim() : '';
+    return { program, why: `the kernel refused ${program}${verdict ? ` (verifier: ${verdict})` : ''}` };
+  }
+  return undefined;
 }
 
 /** Names the option behind a map the kernel would not create. */

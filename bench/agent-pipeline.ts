@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { NetworkMonitor } from '../src/monitor/network-monitor.js';
 import { startFlowPipeline } from '../src/agent/flow-pipeline.js';
 import { keepLargeBuffersOnMmap } from '../src/agent/allocator.js';
-import { envInt, fillFlowTable, fmt, fmtSummary, log, makeFlowTable, nowNs, pairedRatios, summarize, writeResult, type BenchResult } from './common.js';
+import { envInt, fillFlowTable, fmt, fmtSummary, log, makeFlowTable, nowNs, pairedRatios, summarize, newResult, writeResult } from './common.js';
 import { possibleCpus } from '../src/loader/map.js';
 
 const SIZES = (process.env['BENCH_AGENT_FLOWS'] ?? '10000,100000,1000000').split(',').map(Number);
@@ -80,16 +80,7 @@ async function child(flows: number, mode: 'iterator' | 'batch'): Promise<void> {
 
 async function main(): Promise<void> {
   const started = nowNs();
-  const result: BenchResult = {
-    bench: 'agent-pipeline',
-    startedAt: new Date().toISOString(),
-    durationMs: 0,
-    config: { sizes: SIZES, rounds: ROUNDS, cpus: possibleCpus() },
-    rows: [],
-    checks: [],
-    notes: ['Each size runs in a fresh process. RSS between cycles is taken after a full GC; the peak also counts building the synthetic table in the same process. Kernel map memory is in neither.'],
-    tables: [],
-  };
+  const result = newResult('agent-pipeline', { sizes: SIZES, rounds: ROUNDS, cpus: possibleCpus() }, ['Each size runs in a fresh process. RSS between cycles is taken after a full GC; the peak also counts building the synthetic table in the same process. Kernel map memory is in neither.']);
   const run = (flows: number, mode: 'iterator' | 'batch'): ChildResult => {
     const r = spawnSync(process.execPath, ['--expose-gc', '--max-old-space-size=8192', fileURLToPath(import.meta.url), '--child', String(flows), mode], { encoding: 'utf8', timeout: 600_000 });
     if (r.status !== 0) throw new Error(`child for ${flows} flows (${mode}) failed: ${r.stderr}`);

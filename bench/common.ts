@@ -73,6 +73,11 @@ export interface BenchResult {
   tables: { title: string; header: string[]; rows: string[][] }[];
 }
 
+/** A result for `bench` started now, with its configuration: rows, checks, notes and tables to fill. */
+export function newResult(bench: string, config: Record<string, unknown>, notes: string[] = []): BenchResult {
+  return { bench, startedAt: new Date().toISOString(), durationMs: 0, config, rows: [], checks: [], notes, tables: [] };
+}
+
 export function benchDir(): string {
   const dir = join(packageRoot(), 'build', 'bench');
   mkdirSync(dir, { recursive: true });

@@ -28,8 +28,7 @@ import {
   rotate,
   standardFrames,
   summarize,
-  writeResult,
-  type BenchResult,
+  newResult, writeResult,
 } from './common.js';
 
 const REPEAT = envInt('BENCH_REPEAT', 1_000_000);
@@ -70,16 +69,7 @@ function frames(): BenchFrame[] {
 
 async function main(): Promise<void> {
   const started = nowNs();
-  const result: BenchResult = {
-    bench: 'detector-cost',
-    startedAt: new Date().toISOString(),
-    durationMs: 0,
-    config: { repeat: REPEAT, rounds: ROUNDS, timer: 'kernel test_run duration (integer ns per run)' },
-    rows: [],
-    checks: [],
-    notes: [],
-    tables: [],
-  };
+  const result = newResult('detector-cost', { repeat: REPEAT, rounds: ROUNDS, timer: 'kernel test_run duration (integer ns per run)' });
   let base: Collection | undefined;
   let audit: NetworkMonitor | undefined;
   let enforce: NetworkMonitor | undefined;

@@ -13,7 +13,7 @@
 import { spawn } from 'node:child_process';
 import { NetworkMonitor } from '../src/monitor/network-monitor.js';
 import { TestNet } from '../test/helpers/testnet.js';
-import { envInt, fmt, fmtSummary, loadgenPath, log, nowNs, pairedRatios, rotate, summarize, writeResult, type BenchResult } from './common.js';
+import { envInt, fmt, fmtSummary, loadgenPath, log, nowNs, pairedRatios, rotate, summarize, newResult, writeResult } from './common.js';
 
 const CONNECTIONS = envInt('BENCH_CONNECTIONS', 10_000);
 const ROUNDS = envInt('BENCH_ROUNDS', 9);
@@ -23,16 +23,7 @@ type Method = 'program' | 'lookup-and-delete';
 
 async function main(): Promise<void> {
   const started = nowNs();
-  const result: BenchResult = {
-    bench: 'flow-evict',
-    startedAt: new Date().toISOString(),
-    durationMs: 0,
-    config: { connections: CONNECTIONS, rounds: ROUNDS },
-    rows: [],
-    checks: [],
-    notes: [],
-    tables: [],
-  };
+  const result = newResult('flow-evict', { connections: CONNECTIONS, rounds: ROUNDS });
   const loadgen = loadgenPath();
   const net = TestNet.create(2, { ipv6: false });
   const monitors = new Map<Method, NetworkMonitor>();

@@ -17,7 +17,7 @@ import { libbpf } from '../src/ffi/native.js';
 import { possibleCpus, type BpfMap } from '../src/loader/map.js';
 import { FLOW_KEY, FLOW_VALUE } from '../src/abi/layouts.js';
 import { decodeFlowKey, decodeFlowValuePerCpu } from '../src/abi/decode.js';
-import { envInt, fillFlowTable, fmt, fmtSummary, log, makeFlowTable, nowNs, pairedRatios, rotate, summarize, writeResult, type BenchResult, type ResultRow } from './common.js';
+import { envInt, fillFlowTable, fmt, fmtSummary, log, makeFlowTable, nowNs, pairedRatios, rotate, summarize, newResult, writeResult, type ResultRow } from './common.js';
 
 const FLOWS = envInt('BENCH_FLOWS', 100_000);
 const CAPACITY = 131072;
@@ -49,16 +49,7 @@ type Variant = 'baseline' | 'dump' | 'flowstats' | 'dump+keys' | 'dump+values';
 
 async function main(): Promise<void> {
   const started = nowNs();
-  const result: BenchResult = {
-    bench: 'flow-read',
-    startedAt: new Date().toISOString(),
-    durationMs: 0,
-    config: { flows: FLOWS, capacity: CAPACITY, rounds: ROUNDS, cpus: possibleCpus(), valueBytesPerFlow: FLOW_VALUE.size * possibleCpus() },
-    rows: [],
-    checks: [],
-    notes: [],
-    tables: [],
-  };
+  const result = newResult('flow-read', { flows: FLOWS, capacity: CAPACITY, rounds: ROUNDS, cpus: possibleCpus(), valueBytesPerFlow: FLOW_VALUE.size * possibleCpus() });
   let mon: NetworkMonitor | undefined;
   try {
     mon = await NetworkMonitor.create({ flowTableCapacity: CAPACITY, packetSampleRate: 0 });

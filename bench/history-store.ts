@@ -26,7 +26,7 @@ import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import type { FlowRecord } from '../src/agent/flow-accounter.js';
 import { HistoryStore, type HistoryStoreOptions } from '../src/history/history-store.js';
-import { envInt, fmt, fmtSummary, log, nowNs, pairedRatios, rotate, summarize, writeResult, type BenchResult, type ResultRow } from './common.js';
+import { envInt, fmt, fmtSummary, log, nowNs, pairedRatios, rotate, summarize, newResult, writeResult, type ResultRow } from './common.js';
 
 const ROWS = envInt('BENCH_HISTORY_ROWS', 1_000_000);
 const BATCH = 5000;
@@ -223,16 +223,7 @@ async function sqliteFigures(dir: string, duckPath: string, since: number, until
 
 async function main(): Promise<void> {
   const started = nowNs();
-  const result: BenchResult = {
-    bench: 'history-store',
-    startedAt: new Date().toISOString(),
-    durationMs: 0,
-    config: { rows: ROWS, batch: BATCH, writeRounds: WRITE_ROUNDS, rounds: ROUNDS, spanMs: SPAN_MS, threads: 1 },
-    rows: [],
-    checks: [],
-    notes: [],
-    tables: [],
-  };
+  const result = newResult('history-store', { rows: ROWS, batch: BATCH, writeRounds: WRITE_ROUNDS, rounds: ROUNDS, spanMs: SPAN_MS, threads: 1 });
   const dir = mkdtempSync(join(tmpdir(), 'knp-bench-history-'));
   try {
     const now = Date.now();

@@ -33,8 +33,7 @@ import {
   rotate,
   standardFrames,
   summarize,
-  writeResult,
-  type BenchResult,
+  newResult, writeResult,
   type Frame,
   type ResultRow,
 } from './common.js';
@@ -64,16 +63,7 @@ interface Variant {
 
 async function main(): Promise<void> {
   const started = nowNs();
-  const result: BenchResult = {
-    bench: 'prog-cost',
-    startedAt: new Date().toISOString(),
-    durationMs: 0,
-    config: { repeat: REPEAT, rounds: ROUNDS, sampleRateEventsOn: SAMPLE_RATE, timer: 'kernel test_run duration (integer ns per run)' },
-    rows: [],
-    checks: [],
-    notes: [],
-    tables: [],
-  };
+  const result = newResult('prog-cost', { repeat: REPEAT, rounds: ROUNDS, sampleRateEventsOn: SAMPLE_RATE, timer: 'kernel test_run duration (integer ns per run)' });
   let empty: Collection | undefined;
   let stages: Collection | undefined;
   let monOff: NetworkMonitor | undefined;

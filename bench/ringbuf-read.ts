@@ -37,8 +37,7 @@ import {
   pairedRatios,
   rotate,
   summarize,
-  writeResult,
-  type BenchResult,
+  newResult, writeResult,
   type ResultRow,
 } from './common.js';
 
@@ -304,16 +303,7 @@ function monitorConsumer(mon: NetworkMonitor, lost: { total: number }): Consumer
 
 async function main(): Promise<void> {
   const started = nowNs();
-  const result: BenchResult = {
-    bench: 'ringbuf-read',
-    startedAt: new Date().toISOString(),
-    durationMs: 0,
-    config: { eventsPerTrial: EVENTS, rounds: ROUNDS, budget: BUDGET, ringBytes: 4 << 20, eventBytes: 64, drainEvents: DRAIN_EVENTS },
-    rows: [],
-    checks: [],
-    notes: [],
-    tables: [],
-  };
+  const result = newResult('ringbuf-read', { eventsPerTrial: EVENTS, rounds: ROUNDS, budget: BUDGET, ringBytes: 4 << 20, eventBytes: 64, drainEvents: DRAIN_EVENTS });
   let mon: NetworkMonitor | undefined;
   let monDec: NetworkMonitor | undefined;
   const producers: AsyncTestRun[] = [];

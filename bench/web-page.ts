@@ -32,7 +32,7 @@ import { startApiServer, type ApiServer } from '../src/api/server.js';
 import { webRoot } from '../src/api/web.js';
 import { TestNet } from '../test/helpers/testnet.js';
 import { ethernet, ipv4, mac, udp } from '../tools/frames.js';
-import { envInt, fmt, fmtSummary, log, nowNs, pairedRatios, rotate, summarize, writeResult, type BenchResult } from './common.js';
+import { envInt, fmt, fmtSummary, log, nowNs, pairedRatios, rotate, summarize, newResult, writeResult } from './common.js';
 
 const ROUNDS = envInt('WEB_BENCH_ROUNDS', 3);
 const FRAME_SECONDS = envInt('WEB_BENCH_FRAME_SECONDS', 10);
@@ -100,16 +100,7 @@ const pct = (xs: number[], p: number): number => {
 
 async function main(): Promise<void> {
   const started = nowNs();
-  const result: BenchResult = {
-    bench: 'web-page',
-    startedAt: new Date().toISOString(),
-    durationMs: 0,
-    config: { pods: PODS, edges: EDGES, rounds: ROUNDS, frameSeconds: FRAME_SECONDS, viewport: '1280x800', browser: CHROMIUM },
-    rows: [],
-    checks: [],
-    notes: [],
-    tables: [],
-  };
+  const result = newResult('web-page', { pods: PODS, edges: EDGES, rounds: ROUNDS, frameSeconds: FRAME_SECONDS, viewport: '1280x800', browser: CHROMIUM });
   if (!existsSync(join(webRoot(), 'index.html'))) throw new Error(`the page is not built in ${webRoot()}: run bash scripts/setup.sh`);
   const net = TestNet.create(1, { ipv6: false });
   const dir = mkdtempSync(join(tmpdir(), 'knp-web-bench-'));

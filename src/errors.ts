@@ -82,10 +82,13 @@ export class ObjectFileError extends KubeNetProbeError {
 export class VerifierError extends KubeNetProbeError {
   /** The verifier's (and libbpf's) log for the failed load. */
   readonly log: string;
-  constructor(what: string, errno: number, log: string) {
+  /** The program the kernel refused, and the verifier's verdict on it, where the log names them. */
+  readonly refused: { program: string; verdict: string | undefined } | undefined;
+  constructor(what: string, errno: number, log: string, refused?: { program: string; verdict: string | undefined }) {
     const tail = log.trim().split('\n').slice(-40).join('\n');
     super('VERIFIER', `load ${what}: ${errnoName(errno)}${tail ? `\nverifier log (last lines):\n${tail}` : ''}`);
     this.log = log;
+    this.refused = refused;
   }
 }
 

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FLOW_KEY_BYTES, FlowAccounter, evictedFlowOf, type EvictedFlow, type FlowRecord, type FlowTableView } from './flow-accounter.js';
 import type { FlowKey, FlowStats } from '../types.js';
-import { keyWordsOf } from '../monitor/flow-key-index.js';
+import { keyWordsOf } from '../../test/helpers/flow-keys.js';
 
 /** A readable identity of a test flow (interface, direction, 5-tuple). */
 function flowId(k: FlowKey): string {

@@ -57,3 +57,20 @@ export function withLibbpfLog<T>(fn: () => T): { result: T; log: string } {
     capture = prev;
   }
 }
+
+/**
+ * The program whose load the kernel refused, and the verifier's verdict (its
+ * load log's last line before the statistics), from libbpf's log of a failed
+ * object load; undefined where the log names no program.
+ */
+export function refusedProgram(log: string): { program: string; verdict: string | undefined } | undefined {
+  const m = /prog '([^']+)': (?:BPF program load failed|failed to load)/.exec(log);
+  if (!m) return undefined;
+  const program = m[1]!;
+  const lines = log.split('\n');
+  // libbpf prints "prog 'NAME': -- BEGIN PROG LOAD LOG --", the log, then "-- END PROG LOAD LOG --".
+  const begin = lines.findIndex((l) => l.includes(`prog '${program}': -- BEGIN PROG LOAD LOG --`));
+  let at = begin < 0 ? -1 : lines.findIndex((l, i) => i > begin && l.includes('-- END PROG LOAD LOG --')) - 1;
+  while (at > begin && /^\s*$|^processed \d+ insns|^verification time/.test(lines[at]!)) at--;
+  return { program, verdict: begin >= 0 && at > begin ? lines[at]!.trim() : undefined };
+}

@@ -7,7 +7,7 @@ import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { isNull, libbpf, viewOf, type Ptr } from '../ffi/native.js';
 import { ClosedError, InvalidArgumentError, KubeNetProbeError, ObjectFileError, PermissionError, SystemError, VerifierError, errnoName } from '../errors.js';
 import { datasecVars, structLayout, type DatasecVar, type StructLayout } from './btf.js';
-import { withLibbpfLog } from './libbpf-log.js';
+import { refusedProgram, withLibbpfLog } from './libbpf-log.js';
 import { BpfMap, MapType, type MapInfo } from './map.js';
 import { missingCapabilities } from './capabilities.js';
 import { assertKernelSupported } from './features.js';
@@ -238,7 +238,7 @@ export class ObjectSpec {
         });
       }
       if (verifierSpoke || errno === LIBBPF_ERRNO__VERIFY || errno === LIBBPF_ERRNO__LOAD || errno === EACCES || errno === EINVAL) {
-        throw new VerifierError(this.path, errno, log);
+        throw new VerifierError(this.path, errno, log, refusedProgram(log));
       }
       throw new KubeNetProbeError('OBJECT_FILE', `load ${this.path}: errno ${errno}\n${log.trim().split('\n').slice(-10).join('\n')}`);
     }

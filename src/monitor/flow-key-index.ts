@@ -32,14 +32,6 @@ function hashKey(w: Uint32Array, at: number): number {
   return h >>> 0;
 }
 
-/** The 11 words of a key given as bytes (a view of them where they are 4-byte aligned). */
-export function keyWordsOf(k: Uint8Array): Uint32Array {
-  if (k.byteOffset % 4 === 0 && k.byteLength >= FLOW_KEY_BYTES) return new Uint32Array(k.buffer, k.byteOffset, W);
-  const w = new Uint32Array(W);
-  new Uint8Array(w.buffer).set(k.subarray(0, FLOW_KEY_BYTES));
-  return w;
-}
-
 export class FlowKeyIndex {
   // Slots of the open-addressing table hold a slot number + 1 (0 = empty).
   private table = new Int32Array(1024);

@@ -23,10 +23,8 @@ const REC_WORDS = REC / 4;
 
 export class FlowMirror {
   private readonly ix: FlowKeyIndex;
-  /** Slot s's summed value (struct knp_flow_value) at s * 48. */
-  private values = Buffer.alloc(0);
-  /** `values` as 32-bit words (each value is whole words), for copying without a view per record. */
-  private valueWords = new Uint32Array(0);
+  /** Slot s's summed value (struct knp_flow_value, whole 32-bit words) at s * 12. */
+  private values = new Uint32Array(0);
   private packets = new Float64Array(0);
   private bytes = new Float64Array(0);
   private lastSeen = new Float64Array(0);
@@ -42,10 +40,7 @@ export class FlowMirror {
   }
 
   private grow(cap: number): void {
-    const values = Buffer.alloc(cap * VALUE);
-    this.values.copy(values);
-    this.values = values;
-    this.valueWords = new Uint32Array(values.buffer, values.byteOffset, values.byteLength / 4);
+    this.values = resized(this.values, cap * VALUE_WORDS);
     this.packets = resized(this.packets, cap);
     this.bytes = resized(this.bytes, cap);
     this.lastSeen = resized(this.lastSeen, cap);
@@ -91,7 +86,7 @@ export class FlowMirror {
       this.bytes[s] = words[v + o.bytes / 4]! + words[v + o.bytes / 4 + 1]! * TWO32;
       this.lastSeen[s] = words[v + o.last_seen_jiffies / 4]! + words[v + o.last_seen_jiffies / 4 + 1]! * TWO32;
       this.flags[s] = words[v + o.tcp_flags / 4]!;
-      for (let k = 0, to = s * VALUE_WORDS; k < VALUE_WORDS; k++) this.valueWords[to + k] = words[v + k]!;
+      for (let k = 0, to = s * VALUE_WORDS; k < VALUE_WORDS; k++) this.values[to + k] = words[v + k]!;
       this.seenIn[s] = read;
     }
     if (full) {
@@ -116,7 +111,7 @@ export class FlowMirror {
   snapshot(decode: FlowDecoder, jiffiesToMs: (jiffies: number) => number): FlowSnapshot {
     const n = this.ix.highWater;
     const keys = Buffer.from(this.ix.keys.buffer.slice(0, n * FLOW_KEY_BYTES));
-    const values = Buffer.from(this.values.subarray(0, n * VALUE));
+    const values = Buffer.from(this.values.slice(0, n * VALUE_WORDS).buffer);
     const sums = FlowCounterSums.of(this.packets.slice(0, n), this.bytes.slice(0, n), this.lastSeen.slice(0, n), this.flags.slice(0, n));
     const removed = new Uint8Array(n);
     for (let s = 0; s < n; s++) if (!this.ix.isLive(s)) removed[s] = 1;

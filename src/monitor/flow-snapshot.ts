@@ -180,11 +180,6 @@ export class FlowSnapshot {
     return Buffer.from(this.keys.subarray(i * FLOW_KEY.size, (i + 1) * FLOW_KEY.size));
   }
 
-  /** The raw key of flow i, over the snapshot's own bytes (no copy; the snapshot never changes them). */
-  keyView(i: number): Buffer {
-    return this.keys.subarray(i * FLOW_KEY.size, (i + 1) * FLOW_KEY.size);
-  }
-
   packetsAt(i: number): number {
     return this.packets[i]!;
   }

@@ -156,6 +156,13 @@ export const DEFAULT_OPTIONS: Required<NetworkMonitorOptions> = {
   flowEvict: 'auto',
 };
 
+/**
+ * readFlowSnapshotAsync()'s view of each batch as it arrives: keys as 32-bit
+ * words (flow i at i * 11) and the summed counters of flows start .. start +
+ * count; from a mirror, also the free slots (removed) and which read wrote what.
+ */
+export type FlowBatchHandler = (keyWords: Uint32Array, counts: FlowCounterView, start: number, count: number, removed?: Uint8Array, mirror?: MirrorRead) => void;
+
 /** How the monitor reads the flow table for readFlowSnapshotAsync(). */
 export interface FlowReadInfo {
   method: 'iterator' | 'batch';
@@ -340,6 +347,8 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
         spec.setMaxEntries(MAP.securityEvents, opts.securityEventRingBytes);
         spec.setConstant('packet_sample_rate', opts.packetSampleRate);
         spec.setVariable(DETECT_CONFIG_VAR, encodeDetectorConfig(detectors, detectors.mode === 'enforce'));
+        // The CPUs whose copies the kernel side sums (the iterator and the evict program alike).
+        if (possibleCpus() <= FLOW_READ_MAX_CPUS && (spec.hasProgram(PROG.flowRead) || spec.hasProgram(PROG.flowEvict))) spec.setConstant('flow_read_cpus', possibleCpus());
         const unusable = prepareFlowRead(spec, opts.flowRead, refused.get(PROG.flowRead));
         const noEvictProgram = prepareFlowEvict(spec, opts.flowEvict, refused.get(PROG.flowEvict));
         const coll = spec.load();
@@ -903,8 +912,7 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
    * loop stays free, and each batch is summed while the next is read.
    */
   async readFlowSnapshotAsync(
-    /** Each batch as it arrives: keys as 32-bit words (flow i at i * 11) and the summed counters, flows start .. start + count. */
-    onBatch?: (keyWords: Uint32Array, counts: FlowCounterView, start: number, count: number, removed?: Uint8Array, mirror?: MirrorRead) => void,
+    onBatch?: FlowBatchHandler,
   ): Promise<FlowSnapshot> {
     if (this.flowIter) {
       // One delta read at a time: each sets the kernel's `since` for its walk and folds into the mirror in order.
@@ -939,7 +947,7 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
   /** readFlowSnapshotAsync() by the iterator: only what changed, folded into the mirror. */
   private async readFlowDelta(
     iter: MapIterator,
-    onBatch?: (keyWords: Uint32Array, counts: FlowCounterView, start: number, count: number, removed?: Uint8Array, mirror?: MirrorRead) => void,
+    onBatch?: FlowBatchHandler,
   ): Promise<FlowSnapshot> {
     const coll = this.collection();
     const mirror = this.mirror!;
@@ -1130,8 +1138,6 @@ export class NetworkMonitor extends EventEmitter<NetworkMonitorEvents> {
  */
 function prepareFlowRead(spec: ObjectSpec, want: 'auto' | 'iterator' | 'batch', refusedWhy?: string): string | undefined {
   const has = spec.hasProgram(PROG.flowRead);
-  // The CPUs whose copies the kernel side sums (the iterator and the evict program alike).
-  if (possibleCpus() <= FLOW_READ_MAX_CPUS && (has || spec.hasProgram(PROG.flowEvict))) spec.setConstant('flow_read_cpus', possibleCpus());
   const f = kernelFeatures();
   let why: string | undefined;
   if (want === 'batch') why = 'batch: asked for (flowRead: batch)';
@@ -1167,22 +1173,15 @@ function prepareFlowEvict(spec: ObjectSpec, want: 'auto' | 'program' | 'lookup-a
 
 /**
  * A load the kernel refused because of an optional program asked for as
- * 'auto' (libbpf names the program in its log): which one, and why, so the
- * load is tried again without it. Undefined for any other failure.
+ * 'auto': which one, and why, so the load is tried again without it.
+ * Undefined for any other failure.
  */
 function refusedOptionalProgram(err: unknown, opts: Required<NetworkMonitorOptions>, refused: ReadonlyMap<string, string>): { program: string; why: string } | undefined {
-  if (!(err instanceof VerifierError)) return undefined;
-  const auto = [...(opts.flowRead === 'auto' ? [PROG.flowRead] : []), ...(opts.flowEvict === 'auto' ? [PROG.flowEvict] : [])];
-  for (const program of auto) {
-    if (refused.has(program) || !new RegExp(`prog '${program}': (BPF program load failed|failed to load)`).test(err.log)) continue;
-    // The verifier's verdict: the program's load log's last line before its statistics.
-    const lines = err.log.split('\n');
-    let at = lines.findIndex((l) => l.includes('-- END PROG LOAD LOG --')) - 1;
-    while (at >= 0 && /^\s*$|^processed \d+ insns|^verification time/.test(lines[at]!)) at--;
-    const verdict = at >= 0 ? lines[at]!.trim() : '';
-    return { program, why: `the kernel refused ${program}${verdict ? ` (verifier: ${verdict})` : ''}` };
-  }
-  return undefined;
+  if (!(err instanceof VerifierError) || !err.refused) return undefined;
+  const { program, verdict } = err.refused;
+  const optional = (program === PROG.flowRead && opts.flowRead === 'auto') || (program === PROG.flowEvict && opts.flowEvict === 'auto');
+  if (!optional || refused.has(program)) return undefined;
+  return { program, why: `the kernel refused ${program}${verdict ? ` (verifier: ${verdict})` : ''}` };
 }
 
 /** Names the option behind a map the kernel would not create. */

@@ -158,7 +158,8 @@ function parseOptions(argv: string[]): Options {
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
 const EMPTY_SRC = join(ROOT, 'bench', 'bpf', 'empty.bpf.c');
-const LOADGEN = join(benchDir(), 'loadgen');
+/** tools/loadgen.c, built (where needed) when the run starts. */
+let LOADGEN = '';
 
 /** Every process this run started, killed on any exit. */
 const children = new Set<ChildProcess>();
@@ -689,7 +690,7 @@ async function main(): Promise<void> {
     }
   }
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: build first (npm run build, or bench/overhead.sh)`);
-  loadgenPath(); // builds tools/loadgen.c into LOADGEN where needed
+  LOADGEN = loadgenPath();
 
   // How busy the machine is before we start: other tenants' load.
   const idle0 = systemCpu();

@@ -12,6 +12,9 @@
  *   knp_flow_read           user space's read of the flow table: an
  *                           iterator that writes out the flows that changed,
  *                           summed over CPUs (flow-read.bpf.h).
+ *   knp_flow_evict          user space's eviction of idle flows: a syscall
+ *                           program run on a batch of keys, which sums and
+ *                           deletes each flow (flow-evict.bpf.h).
  *
  * The programs never modify traffic, and drop it only in enforce mode, for
  * a blocked source (XDP where attached, else TC). Otherwise TC returns

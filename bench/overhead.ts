@@ -2,7 +2,7 @@
  * What KubeNetProbe costs a node, end to end (issue 8): a node built from
  * namespaces (a client pod, a server pod and N idle pods, each on a veth whose
  * host end is a bridge port, as test/helpers/testnet.ts and the demo lay them
- * out), five workloads between client and server, each run alternately
+ * out), six workloads between client and server, each run alternately
  * without the agent (A, baseline) and with the full agent attached (B), as
  * `kubenetprobe agent -i GLOB` started through the CLI like a user would, a
  * fresh agent for every B run. A and B alternate in pairs whose order rotates
@@ -16,7 +16,7 @@
  * start time). --warmup 0 measures a fresh agent, as before.
  *
  *   node dist/bench/overhead.js [--quick] [--pairs N] [--seconds S] [--pods N]
- *        [--workloads tcp,udp,rr,churn,flood] [--xdp auto|off|generic|native]
+ *        [--workloads tcp,udp,rr,churn,churn-cost,flood] [--xdp auto|off|generic|native]
  *        [--sample-rate N] [--bpf-stats] [--agent-arg ARG ...] [--baseline none|empty-tc]
  *        [--compare agent|empty-tc] [--warmup S] [--tag NAME]
  *
@@ -28,6 +28,11 @@
  *   udp    64-byte UDP datagrams from two senders (one per CPU; tools/loadgen.c, sendmmsg): datagrams/s the server's socket received
  *   rr     TCP request/response, 64 bytes each way, one connection: latency p50 and p99
  *   churn  short TCP connections (16 at a time: connect, 1 byte each way, close): connections/s
+ *   churn-cost  the same connections paced at a steady 7 000/s, after 8 s unmeasured (--quick: 3 s) in
+ *          which the agent reaches its steady state (reading, ending and evicting flows as fast as
+ *          they come): the CPU time of the whole machine (steal excluded) per connection, and the
+ *          agent's part of it. Less noisy than churn's rate, and it splits the cost: what a saturated
+ *          run would lose is about 1 − 1/ratio.
  *   flood  raw UDP frames, each with its own 5-tuple: first fills the agent's flow table to just below
  *          its capacity (coverage must stay 100 %), then floods on past it for --seconds (frames/s, and
  *          every failed insert must be counted)
@@ -54,7 +59,7 @@ import { sleep } from '../test/helpers/attached.js';
 
 // ---- Options ------------------------------------------------------------------
 
-const WORKLOADS = ['tcp', 'udp', 'rr', 'churn', 'flood'] as const;
+const WORKLOADS = ['tcp', 'udp', 'rr', 'churn', 'churn-cost', 'flood'] as const;
 type Workload = (typeof WORKLOADS)[number];
 
 interface Options {
@@ -157,6 +162,8 @@ function parseOptions(argv: string[]): Options {
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
+/** The node flags the kubenetprobe command runs with (its first line), as the bin and the image start it. */
+const CLI_NODE_FLAGS = (/^#!.*\bnode\b(.*)$/m.exec(readFileSync(CLI, 'utf8').split('\n', 1)[0]!)?.[1] ?? '').split(/\s+/).filter(Boolean);
 const EMPTY_SRC = join(ROOT, 'bench', 'bpf', 'empty.bpf.c');
 /** tools/loadgen.c, built (where needed) when the run starts. */
 let LOADGEN = '';
@@ -285,6 +292,17 @@ function procStatus(pid: number, field: 'VmHWM' | 'VmRSS'): number {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
+/**
+ * CPU time of the whole machine, in seconds summed over its CPUs (/proc/stat): busy (user, nice,
+ * system, irq and softirq: what this VM's own work took; guest time is already in user) and steal
+ * (what the host gave the neighbours while we were ready to run).
+ */
+function machineCpuSeconds(): { busy: number; steal: number } {
+  const v = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const at = (i: number): number => v[i] ?? 0;
+  return { busy: (at(0) + at(1) + at(2) + at(5) + at(6)) / CLK_TCK, steal: at(7) / CLK_TCK };
+}
+
 /** Busy and total jiffies over all CPUs (/proc/stat). */
 function systemCpu(): { busy: number; total: number } {
   const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
@@ -329,7 +347,7 @@ class AgentProcess {
     if (opts.sampleRate !== undefined) args.push('--packet-sample-rate', String(opts.sampleRate));
     args.push(...opts.agentArgs);
     const t0 = nowNs();
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...CLI_NODE_FLAGS, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     children.add(child);
     child.on('exit', () => children.delete(child));
     let out = '';
@@ -389,7 +407,7 @@ interface Node {
   floodDst: string;
 }
 
-const PORT = { iperf: 5201, udp: 9000, rr: 7000, churn: 7001, churnWarmup: 7002 };
+const PORT = { iperf: 5201, udp: 9000, rr: 7000, churn: 7001, churnWarmup: 7002, churnCost: 7003 };
 /**
  * Connections of a churn warm-up, to PORT.churnWarmup: 5-tuples the measured run never uses. Enough
  * new flows in one cycle that V8 has optimized the agent's pipeline for a fast-growing table by the
@@ -397,6 +415,13 @@ const PORT = { iperf: 5201, udp: 9000, rr: 7000, churn: 7001, churnWarmup: 7002 
  * the measured run; with 8 000 and two cycles, one small compile and no deoptimization.
  */
 const CHURN_WARMUP_CONNECTIONS = 8000;
+/**
+ * `churn-cost`'s pace: well below what this VM makes unpaced (25–40 k/s), so that A and B make the
+ * same connections in the same time and what differs is the CPU they took.
+ */
+const CHURN_COST_RATE = 7000;
+/** `churn-cost`'s unmeasured lead-in: the agent's read, eviction and compiled code settle (--quick: 3 s). */
+const CHURN_COST_WARMUP_S = 8;
 /** After a warm-up: two pipeline cycles (the default interval is 1 s). */
 const WARMUP_SETTLE_MS = 2200;
 
@@ -437,6 +462,7 @@ interface RunContext {
   capacity: number;
   /** An unmeasured warm-up run: leave room in the flow table, check nothing. */
   warmup: boolean;
+  quick: boolean;
 }
 
 interface WorkloadDef {
@@ -552,6 +578,59 @@ const WORKLOAD_DEFS: WorkloadDef[] = [
         ];
       }
       return res;
+    },
+  },
+  {
+    name: 'churn-cost',
+    title: `TCP connection churn at a steady ${CHURN_COST_RATE / 1000} k/s (connect, 1 B each way, close): the machine's CPU per connection`,
+    metrics: [{ key: 'cpuUs', label: 'CPU per connection (all of the machine)', unit: 'µs', higherIsBetter: false }],
+    // Its warm-up is the first part of its own run (below).
+    warmup: false,
+    setup: async (node) => {
+      await startIn(node.server, LOADGEN, ['tcp-echo', String(PORT.churnCost)], 'ready');
+    },
+    run: async ({ node, seconds, agent, quick }) => {
+      // One paced run: CHURN_COST_WARMUP_S unmeasured, by when flows are being read, ended and
+      // evicted as fast as they come (a node's steady state), then `seconds` measured. A and B make
+      // the same connections in the same time, so what differs is the CPU they took: user, system
+      // and interrupt time of both CPUs (steal excluded: that is the neighbours' share).
+      const warm = quick ? 3 : CHURN_COST_WARMUP_S;
+      const before = agent ? await agent.stats() : undefined;
+      const lg = inNs(node.client, LOADGEN, ['tcp-churn', node.server.ipv4, String(PORT.churnCost), String(warm + seconds), '16', '1000000000', String(CHURN_COST_RATE)], (warm + seconds + 30) * 1000);
+      await sleep(warm * 1000);
+      const cpu0 = machineCpuSeconds();
+      const agent0 = agent?.cpu();
+      const t0 = nowNs();
+      await sleep(seconds * 1000);
+      const cpu1 = machineCpuSeconds();
+      const agent1 = agent?.cpu();
+      const windowS = (nowNs() - t0) / 1e9;
+      const out = await lg;
+      const conns = field(out, 'connections');
+      const secs = field(out, 'seconds');
+      const rate = conns / secs;
+      // Connections in the window, from the pace; the check below holds the generator to it.
+      const perConn = (cpuS: number): number => (cpuS / (CHURN_COST_RATE * windowS)) * 1e6;
+      const detail: Record<string, unknown> = { connections: conns, failed: field(out, 'failed'), distinctTuples: field(out, 'ports'), seconds: secs, rate, windowS, cpuSeconds: cpu1.busy - cpu0.busy, stealSeconds: cpu1.steal - cpu0.steal };
+      const checks: RunResult['checks'] = [
+        { what: `churn-cost: the generator kept its pace (${CHURN_COST_RATE} connections/s, ±2 %)`, ok: Math.abs(rate / CHURN_COST_RATE - 1) <= 0.02, detail: `${conns} connections in ${secs.toFixed(2)} s: ${rate.toFixed(0)}/s` },
+      ];
+      if (agent && before && agent0 && agent1) {
+        const st = await agent.stats();
+        detail.agentUs = perConn(agent1.user + agent1.system - agent0.user - agent0.system);
+        const added = st.flowTable.inserted - before.flowTable.inserted;
+        const tuples = field(out, 'ports');
+        detail.flowEntriesAdded = added;
+        detail.insertFailed = st.flowTable.insertFailed;
+        detail.coverage = st.coverage.ratio;
+        checks.push({
+          what: 'churn-cost: every connection got its flows, no failed insert, coverage 100 %',
+          // A local port reused after its flows left the table makes them anew: at least 2 per distinct port.
+          ok: added >= 2 * tuples && st.flowTable.insertFailed === 0 && st.coverage.ratio === 1,
+          detail: `${conns} connections on ${tuples} distinct local ports, ${added} flows added (≥ ${2 * tuples} expected), ${st.flowTable.insertFailed} failed inserts, coverage ${(st.coverage.ratio * 100).toFixed(3)} %`,
+        });
+      }
+      return { values: { cpuUs: perConn(cpu1.busy - cpu0.busy) }, detail, checks };
     },
   },
   {
@@ -740,7 +819,7 @@ async function main(): Promise<void> {
               const warmCpu0 = agent?.cpu();
               const warmT0 = nowNs();
               if (warmed) {
-                await d.run({ node, seconds: opts.warmup, agent, capacity, warmup: true });
+                await d.run({ node, seconds: opts.warmup, agent, capacity, warmup: true, quick: opts.quick });
                 await sleep(WARMUP_SETTLE_MS); // two pipeline cycles over the warm-up's flows
               }
               const warmCpu1 = agent?.cpu();
@@ -750,7 +829,7 @@ async function main(): Promise<void> {
               const sys0 = systemCpu();
               const runStartedAt = new Date().toISOString();
               const t0 = nowNs();
-              const r = await d.run({ node, seconds: opts.seconds, agent, capacity, warmup: false });
+              const r = await d.run({ node, seconds: opts.seconds, agent, capacity, warmup: false, quick: opts.quick });
               const wallS = (nowNs() - t0) / 1e9;
               const sys1 = systemCpu();
               const cpu1 = agent?.cpu();
@@ -840,6 +919,24 @@ interface OverheadResult extends BenchResult {
 function pairsNote(opts: Options): string {
   const more = WORKLOAD_DEFS.filter((w) => opts.workloads.includes(w.name) && (w.pairsPerRound ?? 1) > 1);
   return more.length ? `${more.map((w) => `${w.name}: ${opts.pairs * w.pairsPerRound!}`).join(', ')}, its runs being short` : 'one a round';
+}
+
+/** churn-cost per pair: the baseline, what B added, the agent process's part of it, the rest (the kernel side), and A/B. */
+function churnCostSplit(runs: Run[]): { pairs: number; base: Summary; added: Summary; agent: Summary; kernel: Summary; keep: Summary } | undefined {
+  const base: number[] = [], added: number[] = [], agent: number[] = [], kernel: number[] = [], keep: number[] = [];
+  for (const b of runs.filter((r) => r.workload === 'churn-cost' && r.variant === 'agent')) {
+    const a = runs.find((r) => r.workload === 'churn-cost' && r.variant === 'baseline' && r.pair === b.pair);
+    const agentUs = b.detail?.agentUs;
+    if (!a || typeof agentUs !== 'number') continue;
+    const d = b.values.cpuUs! - a.values.cpuUs!;
+    base.push(a.values.cpuUs!);
+    added.push(d);
+    agent.push(agentUs);
+    kernel.push(d - agentUs);
+    keep.push(a.values.cpuUs! / b.values.cpuUs!);
+  }
+  if (!added.length) return undefined;
+  return { pairs: added.length, base: summarize(base), added: summarize(added), agent: summarize(agent), kernel: summarize(kernel), keep: summarize(keep) };
 }
 
 function summarise(opts: Options, runs: Run[], checks: BenchResult['checks'], capacity: number, attachNotes: string[], busyBefore: number, load0: number[], durationMs: number): OverheadResult {
@@ -934,6 +1031,14 @@ function summarise(opts: Options, runs: Run[], checks: BenchResult['checks'], ca
       `${fmt(c.startMs.median / 1000, 2)} s`,
     ]),
   });
+  const split = churnCostSplit(runs);
+  if (split) {
+    tables.push({
+      title: `Where churn-cost's added CPU goes, µs per connection (median [min–max] over ${split.pairs} pairs; the kernel side is what the agent's process did not take: TC hooks, programs, and what they make the network stack do)`,
+      header: ['without agent', 'added with agent', 'the agent process', 'the kernel side', 'what a saturated run would keep (1/ratio)'],
+      rows: [[split.base, split.added, split.agent, split.kernel, split.keep].map((x) => `${fmt(x.median, x === split.keep ? 3 : 1)} [${fmt(x.min, x === split.keep ? 3 : 1)}–${fmt(x.max, x === split.keep ? 3 : 1)}]`)],
+    });
+  }
   const busy = summarize(runs.map((r) => r.machineBusy * 100));
   notes.push(`${opts.pairs} pairs per workload (${pairsNote(opts)}), ${opts.seconds} s per run, order rotated each pair (A B, B A, ...); a fresh agent for every B run, started through the CLI; ${opts.warmup ? `before each measured run, A and B alike, the workload ran ${opts.warmup} s unmeasured (churn: ${CHURN_WARMUP_CONNECTIONS} connections to another port; not the flood), then ${WARMUP_SETTLE_MS / 1000} s passed (two pipeline cycles), so B measures a running agent, not its start (its CPU over the warm-up is in its own column)` : 'no warm-up: B measures a fresh agent'}; ${opts.pods} idle pods beside client and server.`);
   if (opts.compare === 'empty-tc') notes.push('Compared: the B runs ("with agent") have no agent, only an empty TC program attached by TCX at ingress and egress of every veth (--compare empty-tc): the ratios are what a TC hook costs by itself.');

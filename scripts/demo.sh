@@ -8,4 +8,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh >&2
-exec node dist/src/cli/main.js demo --seconds "${DEMO_SECONDS:-60}" --listen "${DEMO_LISTEN:-127.0.0.1:9470}"
+# The node flags of the kubenetprobe command (the first line of src/cli/main.ts).
+exec node --max-semi-space-size=8 dist/src/cli/main.js demo --seconds "${DEMO_SECONDS:-60}" --listen "${DEMO_LISTEN:-127.0.0.1:9470}"

@@ -533,7 +533,7 @@ describe('deploy/Dockerfile', () => {
     const entry = /^ENTRYPOINT (.+)$/m.exec(stages[1]!)?.[1];
     assert.ok(entry, 'ENTRYPOINT');
     const argv = JSON.parse(entry) as string[];
-    assert.deepEqual(argv, [setcap[2], '/app/dist/src/cli/main.js', 'agent']);
+    assert.deepEqual(argv, [setcap[2], ...CLI_NODE_FLAGS, '/app/dist/src/cli/main.js', 'agent']);
     assert.match(stages[1]!, /KUBENETPROBE_LISTEN=127\.0\.0\.1:9470/);
     assert.match(stages[1]!, /rm -rf \/var\/lib\/apt\/lists/);
   });
@@ -542,6 +542,24 @@ describe('deploy/Dockerfile', () => {
     const ignore = readFileSync(`${DOCKERFILE}.dockerignore`, 'utf8');
     for (const m of text.matchAll(/^COPY (?!--from)(.+) \S+$/gm))
       for (const src of m[1]!.split(/\s+/)) assert.ok(ignore.includes(`!${src}`), `${src} is excluded from the context`);
+  });
+});
+
+// The kubenetprobe command's node flags, on the first line of src/cli/main.ts (the bin); the image and the demo pass the same.
+const CLI_NODE_FLAGS = (/^#!\/usr\/bin\/env -S node (.+)$/.exec(readFileSync(join(ROOT, 'src/cli/main.ts'), 'utf8').split('\n', 1)[0]!)?.[1] ?? '').split(' ').filter(Boolean);
+
+describe('the node flags of the kubenetprobe command', () => {
+  test('the bin, the built file, the demo and the image run with the same ones', () => {
+    assert.deepEqual(CLI_NODE_FLAGS, ['--max-semi-space-size=8']);
+    assert.equal(readFileSync(join(ROOT, 'dist/src/cli/main.js'), 'utf8').split('\n', 1)[0], `#!/usr/bin/env -S node ${CLI_NODE_FLAGS.join(' ')}`);
+    assert.match(readFileSync(join(ROOT, 'scripts/demo.sh'), 'utf8'), new RegExp(`^exec node ${CLI_NODE_FLAGS.join(' ')} dist/src/cli/main\\.js demo `, 'm'));
+  });
+
+  test('this node takes them: garbage that grows the young generation to 32 MB leaves it at 16 (8 MB a semi-space)', () => {
+    const script = "let a=[];for(let i=0;i<3e6;i++){a.push({a:i,b:[i,i+1],c:'x'+i});if(a.length>20000)a=[]}process.stdout.write(String(require('v8').getHeapSpaceStatistics().find((s)=>s.space_name==='new_space').space_size>>20))";
+    const newSpaceMb = (flags: string[]): number => Number(execFileSync(process.execPath, [...flags, '-e', script], { encoding: 'utf8' }));
+    assert.ok(newSpaceMb(CLI_NODE_FLAGS) <= 16, `new space ${newSpaceMb(CLI_NODE_FLAGS)} MB with ${CLI_NODE_FLAGS.join(' ')}`);
+    assert.ok(newSpaceMb([]) > 16, 'without the flags the same garbage grows it (or this check tells nothing)');
   });
 });
 

@@ -9,9 +9,11 @@
 //   tcp-echo PORT                              prints "ready"; echoes on every connection until EOF (epoll, one thread)
 //   tcp-rr DST PORT SECONDS SIZE               one connection, TCP_NODELAY: write SIZE, read SIZE back, repeat;
 //                                              prints "transactions N seconds S p50_us X p99_us Y mean_us Z"
-//   tcp-churn DST PORT SECONDS PARALLEL MAX    PARALLEL connections at a time, each connect, 1 byte out, 1 back, close;
+//   tcp-churn DST PORT SECONDS PARALLEL MAX [RATE]
+//                                              PARALLEL connections at a time, each connect, 1 byte out, 1 back, close;
 //                                              stops after SECONDS or MAX connections; prints "connections N failed F ports P seconds S"
-//                                              (P: distinct local ports, i.e. distinct 5-tuples)
+//                                              (P: distinct local ports, i.e. distinct 5-tuples). RATE: start at most RATE
+//                                              connections a second, evenly (0 or absent: as fast as it can)
 //   flood IFNAME DSTMAC SRCMAC DSTIP FIRST COUNT SECONDS
 //                                              raw UDP frames (64 B) out of IFNAME, each with its own 5-tuple
 //                                              (tuple FIRST, FIRST+1, ...: source address in 10/8 and ports from a
@@ -264,7 +266,7 @@ static int tcp_rr(const char *dst, int port, double seconds, int size) {
 
 enum { C_FREE, C_CONNECTING, C_WAITING };
 
-static int tcp_churn(const char *dst, int port, double seconds, int parallel, long max) {
+static int tcp_churn(const char *dst, int port, double seconds, int parallel, long max, double rate) {
   struct sockaddr_in a = addr_of(dst, port);
   int ep = epoll_create1(0);
   int *state = calloc((size_t)parallel, sizeof *state);
@@ -278,7 +280,10 @@ static int tcp_churn(const char *dst, int port, double seconds, int parallel, lo
   #define START(i)                                                                        \
     do {                                                                                  \
       state[i] = C_FREE;                                                                  \
-      if (started >= max || now_s() >= end) break;                                        \
+      double now_ = now_s();                                                              \
+      if (started >= max || now_ >= end) break;                                           \
+      /* Paced: the next start is due at t0 + started / rate. */                          \
+      if (rate > 0 && (double)started >= (now_ - t0) * rate) break;                       \
       int fd_ = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);                          \
       if (fd_ < 0) die("socket");                                                         \
       setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);                        \
@@ -293,17 +298,17 @@ static int tcp_churn(const char *dst, int port, double seconds, int parallel, lo
       struct epoll_event ev_ = {.events = EPOLLOUT, .data.u32 = (uint32_t)(i)};          \
       epoll_ctl(ep, EPOLL_CTL_ADD, fd_, &ev_);                                            \
     } while (0)
-  for (int i = 0; i < parallel; i++) START(i);
   struct epoll_event evs[256];
   for (;;) {
+    // Free slots take the connections that are due (all of them, unpaced).
     int active = 0;
-    for (int i = 0; i < parallel; i++) active += state[i] != C_FREE;
-    if (!active) {
-      if (started >= max || now_s() >= end) break;
-      for (int i = 0; i < parallel; i++) START(i);
-      continue;
+    for (int i = 0; i < parallel; i++) {
+      if (state[i] == C_FREE) START(i);
+      active += state[i] != C_FREE;
     }
-    int n = epoll_wait(ep, evs, 256, 1000);
+    if (!active && (started >= max || now_s() >= end)) break;
+    // Paced, wake every millisecond for the starts that fall due (on an empty set this just waits).
+    int n = epoll_wait(ep, evs, 256, rate > 0 ? 1 : 1000);
     for (int k = 0; k < n; k++) {
       int i = (int)evs[k].data.u32;
       int fd = fds[i];
@@ -455,7 +460,7 @@ int main(int argc, char **argv) {
   if (!strcmp(m, "udp-blast") && (argc == 6 || argc == 7)) return udp_blast(argv[2], atoi(argv[3]), atof(argv[4]), atoi(argv[5]), argc == 7 ? atof(argv[6]) : 0);
   if (!strcmp(m, "tcp-echo") && argc == 3) return tcp_echo(atoi(argv[2]));
   if (!strcmp(m, "tcp-rr") && argc == 6) return tcp_rr(argv[2], atoi(argv[3]), atof(argv[4]), atoi(argv[5]));
-  if (!strcmp(m, "tcp-churn") && argc == 7) return tcp_churn(argv[2], atoi(argv[3]), atof(argv[4]), atoi(argv[5]), atol(argv[6]));
+  if (!strcmp(m, "tcp-churn") && (argc == 7 || argc == 8)) return tcp_churn(argv[2], atoi(argv[3]), atof(argv[4]), atoi(argv[5]), atol(argv[6]), argc == 8 ? atof(argv[7]) : 0);
   if (!strcmp(m, "flood") && argc == 9)
     return flood(argv[2], argv[3], argv[4], argv[5], strtoul(argv[6], NULL, 10), strtoul(argv[7], NULL, 10), atof(argv[8]));
   usage();

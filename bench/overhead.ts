@@ -20,7 +20,7 @@
  *        [--sample-rate N] [--bpf-stats] [--agent-arg ARG ...] [--baseline none|empty-tc]
  *        [--compare agent|empty-tc] [--warmup S] [--tag NAME]
  *
- * Defaults: 10 pairs of 3 s per workload, 4 idle pods (about 14 minutes); --quick: 2 pairs of 1 s (about a minute).
+ * Defaults: 10 pairs of 3 s per workload, 4 idle pods (about 18 minutes); --quick: 2 pairs of 1 s (about a minute).
  * (bench/overhead.sh builds first, installs iperf3 if missing, then runs this.)
  *
  * Workloads, each bounded by --seconds:
@@ -582,8 +582,8 @@ const WORKLOAD_DEFS: WorkloadDef[] = [
   },
   {
     name: 'churn-cost',
-    title: `TCP connection churn at a steady ${CHURN_COST_RATE / 1000} k/s (connect, 1 B each way, close): the machine's CPU per connection`,
-    metrics: [{ key: 'cpuUs', label: 'CPU per connection (all of the machine)', unit: 'µs', higherIsBetter: false }],
+    title: `TCP connection churn at a steady ${CHURN_COST_RATE / 1000} k/s (connect, 1 B each way, close)`,
+    metrics: [{ key: 'cpuUs', label: "the machine's CPU per connection (steal excluded)", unit: 'µs', higherIsBetter: false }],
     // Its warm-up is the first part of its own run (below).
     warmup: false,
     setup: async (node) => {

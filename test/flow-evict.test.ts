@@ -11,8 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NetworkMonitor, VerifierError, type FlowStats } from 'kubenetprobe';
 import { packageRoot } from '../src/paths.js';
-import { TestNet, type Pod } from './helpers/testnet.js';
+import { TestNet } from './helpers/testnet.js';
 import { sleep } from './helpers/attached.js';
+import { monitoredPods } from './helpers/monitored-pods.js';
 import { atLeast, kernelFeatures } from '../src/loader/features.js';
 
 const PAYLOAD = 40;
@@ -24,49 +25,33 @@ const PER_PORT = 3;
 const old = !atLeast(kernelFeatures().version, [5, 19]);
 
 describe('evicting flows by the knp_flow_evict program', { skip: old ? `kernel ${kernelFeatures().release} is older than 5.19: flows are evicted one system call each` : false }, () => {
-  let net: TestNet;
-  let mon: NetworkMonitor;
-  let a: Pod;
-  let b: Pod;
+  const node = monitoredPods();
 
   const sprayed = (flows: FlowStats[]): FlowStats[] =>
-    flows.filter((f) => f.key.protocol === 'UDP' && f.key.srcIp === a.ipv4 && f.key.dstPort >= FIRST_PORT && f.key.dstPort < FIRST_PORT + PORTS);
+    flows.filter((f) => f.key.protocol === 'UDP' && f.key.srcIp === node.a.ipv4 && f.key.dstPort >= FIRST_PORT && f.key.dstPort < FIRST_PORT + PORTS);
   const byPort = (flows: FlowStats[]): Map<number, FlowStats> => new Map(flows.map((f) => [f.key.dstPort, f]));
-
-  before(async () => {
-    net = TestNet.create(2);
-    a = net.pod('a');
-    b = net.pod('b');
-    mon = await NetworkMonitor.create({ packetSampleRate: 0 });
-    await mon.attachToInterface(a.hostIf);
-  });
-
-  after(async () => {
-    await mon?.close();
-    await net?.close();
-  });
 
   test('a kernel from 5.19 on evicts by the program', () => {
     // Fails, not skips, where a new kernel cannot take it.
-    assert.equal(mon.flowEvict.method, 'program', mon.flowEvict.detail);
+    assert.equal(node.mon.flowEvict.method, 'program', node.mon.flowEvict.detail);
   });
 
   test(`${PORTS} flows leave in two runs, each with exactly its ${PER_PORT} datagrams and the figures a batch read gives`, async () => {
-    assert.match(net.traffic(a, ['udp-spray', b.ipv4, String(FIRST_PORT), String(PORTS), String(PER_PORT), String(PAYLOAD)], 120000), new RegExp(`sent ${PORTS * PER_PORT}`));
+    assert.match(node.net.traffic(node.a, ['udp-spray', node.b.ipv4, String(FIRST_PORT), String(PORTS), String(PER_PORT), String(PAYLOAD)], 120000), new RegExp(`sent ${PORTS * PER_PORT}`));
     await sleep(100);
     // The links carry stray control traffic, so flows come and go besides: evictions are counted as inserts - entries.
     const evictedSoFar = (): number => {
-      const t = mon.getPacketStats().flowTable;
+      const t = node.mon.getPacketStats().flowTable;
       return t.inserted - t.entries;
     };
     // Every CPU's copy, summed in user space: what the program's sums must equal.
-    const batch = byPort(sprayed(mon.getFlowStats()));
+    const batch = byPort(sprayed(node.mon.getFlowStats()));
     assert.equal(batch.size, PORTS);
-    const snap = await mon.readFlowSnapshotAsync();
-    const stale = await mon.readFlowSnapshotAsync(); // the same table, read again
+    const snap = await node.mon.readFlowSnapshotAsync();
+    const stale = await node.mon.readFlowSnapshotAsync(); // the same table, read again
 
     const evictedAtStart = evictedSoFar();
-    const all = mon.evictIdle(snap, 0).map((e) => e.flow);
+    const all = node.mon.evictIdle(snap, 0).map((e) => e.flow);
     assert.equal(evictedSoFar() - evictedAtStart, all.length, 'each eviction counted once');
     const evicted = sprayed(all);
     assert.equal(evicted.length, PORTS);
@@ -77,12 +62,12 @@ describe('evicting flows by the knp_flow_evict program', { skip: old ? `kernel $
       assert.deepEqual({ ...f, lastSeen: f.lastSeen.getTime(), firstSeen: f.firstSeen.getTime() }, { ...want, lastSeen: want.lastSeen.getTime(), firstSeen: want.firstSeen.getTime() });
     }
     assert.equal(new Set(evicted.map((f) => f.key.dstPort)).size, PORTS, 'each flow once');
-    assert.equal(sprayed(mon.getFlowStats()).length, 0, 'gone from the kernel table');
-    assert.equal(sprayed((await mon.readFlowSnapshotAsync()).flows()).length, 0, 'gone from the reads');
+    assert.equal(sprayed(node.mon.getFlowStats()).length, 0, 'gone from the kernel table');
+    assert.equal(sprayed((await node.mon.readFlowSnapshotAsync()).flows()).length, 0, 'gone from the reads');
 
     // Evicting from a read taken before: every one of them is gone already, and nothing is counted twice.
     const evictedBefore = evictedSoFar();
-    const again = mon.evictIdle(stale, 0).map((e) => e.flow);
+    const again = node.mon.evictIdle(stale, 0).map((e) => e.flow);
     assert.equal(sprayed(again).length, 0);
     assert.equal(evictedSoFar() - evictedBefore, again.length, 'the evictions counted are exactly the flows removed');
   });
@@ -94,10 +79,10 @@ describe('evicting flows by the knp_flow_evict program', { skip: old ? `kernel $
     try {
       assert.equal(other.flowEvict.method, 'lookup-and-delete');
       assert.match(other.flowEvict.detail, /asked for/);
-      await other.attachToInterface(a.hostIf);
-      assert.match(net.traffic(a, ['udp-spray', b.ipv4, String(FIRST_PORT), '300', '4', String(PAYLOAD)], 60000), /sent 1200/);
+      await other.attachToInterface(node.a.hostIf);
+      assert.match(node.net.traffic(node.a, ['udp-spray', node.b.ipv4, String(FIRST_PORT), '300', '4', String(PAYLOAD)], 60000), /sent 1200/);
       await sleep(100);
-      const byProgram = byPort(sprayed(mon.evictIdle(await mon.readFlowSnapshotAsync(), 0).map((e) => e.flow)));
+      const byProgram = byPort(sprayed(node.mon.evictIdle(await node.mon.readFlowSnapshotAsync(), 0).map((e) => e.flow)));
       const byCalls = byPort(sprayed(other.evictIdle(await other.readFlowSnapshotAsync(), 0).map((e) => e.flow)));
       assert.equal(byProgram.size, 300);
       assert.equal(byCalls.size, 300);
@@ -113,13 +98,13 @@ describe('evicting flows by the knp_flow_evict program', { skip: old ? `kernel $
   });
 
   test('a flow evicted then sent to again is counted anew', async () => {
-    assert.match(net.traffic(a, ['udp-spray', b.ipv4, String(FIRST_PORT), '1', '5', String(PAYLOAD)]), /sent 5/);
+    assert.match(node.net.traffic(node.a, ['udp-spray', node.b.ipv4, String(FIRST_PORT), '1', '5', String(PAYLOAD)]), /sent 5/);
     await sleep(50);
-    const [f] = sprayed(mon.evictIdle(await mon.readFlowSnapshotAsync(), 0).map((e) => e.flow));
+    const [f] = sprayed(node.mon.evictIdle(await node.mon.readFlowSnapshotAsync(), 0).map((e) => e.flow));
     assert.equal(f?.packets, 5);
-    assert.match(net.traffic(a, ['udp-spray', b.ipv4, String(FIRST_PORT), '1', '2', String(PAYLOAD)]), /sent 2/);
+    assert.match(node.net.traffic(node.a, ['udp-spray', node.b.ipv4, String(FIRST_PORT), '1', '2', String(PAYLOAD)]), /sent 2/);
     await sleep(50);
-    assert.equal(sprayed(mon.getFlowStats())[0]?.packets, 2);
+    assert.equal(sprayed(node.mon.getFlowStats())[0]?.packets, 2);
   });
 });
 

@@ -163,7 +163,9 @@ function parseOptions(argv: string[]): Options {
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
 /** The node flags the kubenetprobe command runs with (its first line), as the bin and the image start it. */
-const CLI_NODE_FLAGS = (/^#!.*\bnode\b(.*)$/m.exec(readFileSync(CLI, 'utf8').split('\n', 1)[0]!)?.[1] ?? '').split(/\s+/).filter(Boolean);
+function cliNodeFlags(): string[] {
+  return (/^#!.*\bnode\b(.*)$/.exec(readFileSync(CLI, 'utf8').split('\n', 1)[0]!)?.[1] ?? '').split(/\s+/).filter(Boolean);
+}
 const EMPTY_SRC = join(ROOT, 'bench', 'bpf', 'empty.bpf.c');
 /** tools/loadgen.c, built (where needed) when the run starts. */
 let LOADGEN = '';
@@ -292,21 +294,25 @@ function procStatus(pid: number, field: 'VmHWM' | 'VmRSS'): number {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
+/** The first line of /proc/stat: all CPUs' time by state, in USER_HZ ticks (user nice system idle iowait irq softirq steal guest guest_nice). */
+function cpuTicks(): number[] {
+  return readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+}
+
 /**
- * CPU time of the whole machine, in seconds summed over its CPUs (/proc/stat): busy (user, nice,
- * system, irq and softirq: what this VM's own work took; guest time is already in user) and steal
- * (what the host gave the neighbours while we were ready to run).
+ * CPU time of the whole machine, in seconds summed over its CPUs: busy (user, nice, system, irq and
+ * softirq: what this VM's own work took; guest time is already in user) and steal (what the host
+ * gave the neighbours while we were ready to run).
  */
 function machineCpuSeconds(): { busy: number; steal: number } {
-  const v = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const v = cpuTicks();
   const at = (i: number): number => v[i] ?? 0;
   return { busy: (at(0) + at(1) + at(2) + at(5) + at(6)) / CLK_TCK, steal: at(7) / CLK_TCK };
 }
 
-/** Busy and total jiffies over all CPUs (/proc/stat). */
+/** Busy and total ticks over all CPUs. */
 function systemCpu(): { busy: number; total: number } {
-  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
-  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  const v = cpuTicks();
   const total = v.reduce((a, b) => a + b, 0);
   const idle = (v[3] ?? 0) + (v[4] ?? 0);
   return { busy: total - idle, total };
@@ -347,7 +353,7 @@ class AgentProcess {
     if (opts.sampleRate !== undefined) args.push('--packet-sample-rate', String(opts.sampleRate));
     args.push(...opts.agentArgs);
     const t0 = nowNs();
-    const child = spawn(process.execPath, [...CLI_NODE_FLAGS, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...cliNodeFlags(), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     children.add(child);
     child.on('exit', () => children.delete(child));
     let out = '';
@@ -611,7 +617,8 @@ const WORKLOAD_DEFS: WorkloadDef[] = [
       const rate = conns / secs;
       // Connections in the window, from the pace; the check below holds the generator to it.
       const perConn = (cpuS: number): number => (cpuS / (CHURN_COST_RATE * windowS)) * 1e6;
-      const detail: Record<string, unknown> = { connections: conns, failed: field(out, 'failed'), distinctTuples: field(out, 'ports'), seconds: secs, rate, windowS, cpuSeconds: cpu1.busy - cpu0.busy, stealSeconds: cpu1.steal - cpu0.steal };
+      const tuples = field(out, 'ports');
+      const detail: Record<string, unknown> = { connections: conns, failed: field(out, 'failed'), distinctTuples: tuples, seconds: secs, rate, windowS, cpuSeconds: cpu1.busy - cpu0.busy, stealSeconds: cpu1.steal - cpu0.steal };
       const checks: RunResult['checks'] = [
         { what: `churn-cost: the generator kept its pace (${CHURN_COST_RATE} connections/s, ±2 %)`, ok: Math.abs(rate / CHURN_COST_RATE - 1) <= 0.02, detail: `${conns} connections in ${secs.toFixed(2)} s: ${rate.toFixed(0)}/s` },
       ];
@@ -619,7 +626,6 @@ const WORKLOAD_DEFS: WorkloadDef[] = [
         const st = await agent.stats();
         detail.agentUs = perConn(agent1.user + agent1.system - agent0.user - agent0.system);
         const added = st.flowTable.inserted - before.flowTable.inserted;
-        const tuples = field(out, 'ports');
         detail.flowEntriesAdded = added;
         detail.insertFailed = st.flowTable.insertFailed;
         detail.coverage = st.coverage.ratio;
